@@ -1,0 +1,49 @@
+"""The application factory: routes, middleware, and the resources they share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from gateway import middleware, redis_client, routes
+from gateway.committer import Committer
+from gateway.ingest import Ingest
+from gateway.keys import COMMITTER, INGEST, REDIS, SETTINGS
+from gateway.settings import Settings
+from gateway.sources import Sources
+
+log = logging.getLogger(__name__)
+
+RUNNER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "access_log": None}
+"""Options every runner of the app must use: the gateway inflates bodies itself, within
+its limits (see `gateway.body`), and logs no line per request."""
+
+
+def create_app(settings: Settings, sources: Sources | None = None) -> web.Application:
+    """The gateway as an aiohttp application. `settings.redis_url` must be set."""
+    if settings.redis_url is None:
+        raise ValueError("create_app needs settings.redis_url (serve starts an embedded one)")
+    app = web.Application(middlewares=[middleware.errors], client_max_size=settings.max_batch_bytes)
+    app[SETTINGS] = settings
+    app[INGEST] = Ingest(settings, sources or Sources.from_file(settings.sources))
+    app.cleanup_ctx.append(_redis)
+    routes.add_routes(app, routes.table())
+    return app
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.redis_url is not None
+    redis = redis_client.connect(settings.redis_url, settings.redis_timeout)
+    try:
+        await redis.ping()
+    except Exception as exc:
+        log.warning("Redis is not reachable yet (%s); answering 503 until it is", exc)
+    app[REDIS] = redis
+    app[COMMITTER] = Committer(redis, settings.redis_timeout)
+    yield
+    await app[COMMITTER].close()
+    await redis.aclose()

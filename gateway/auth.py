@@ -1,0 +1,60 @@
+"""What a request says about who sent it: the writeKey in its headers, the caller's address."""
+
+from __future__ import annotations
+
+import binascii
+import ipaddress
+from base64 import b64decode
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from gateway.settings import IPNetwork
+
+
+def basic_username(request: web.Request) -> str | None:
+    """The HTTP Basic username (the writeKey), with or without the trailing colon."""
+    header = request.headers.get("Authorization")
+    if not header:
+        return None
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "basic" or not credentials:
+        return None
+    try:
+        decoded = b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+def query_key(request: web.Request) -> str | None:
+    """The `writeKey` query parameter."""
+    return request.query.get("writeKey") or None
+
+
+def client_ip(request: web.Request, trusted: Sequence[IPNetwork]) -> str | None:
+    """The caller's address; `X-Forwarded-For` is believed only from trusted proxies."""
+    peer = request.remote
+    if not trusted or peer is None or not _trusted(peer, trusted):
+        return peer
+    forwarded = request.headers.get("X-Forwarded-For")
+    if not forwarded:
+        return peer
+    # Walk from the nearest hop back; the first address that is not a trusted proxy is
+    # the client (anything before it may have been written by the client itself).
+    for hop in reversed([part.strip() for part in forwarded.split(",")]):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a hop that is not an address: believe nothing further back
+        if not any(address in network for network in trusted):
+            return hop
+    return peer
+
+
+def _trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)

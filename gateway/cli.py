@@ -1,0 +1,75 @@
+"""The `gateway` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gateway import __version__
+from gateway.settings import Settings, SettingsError
+from gateway.sources import SourcesError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="A Segment-style event collection gateway: HTTP tracking API into Redis "
+        "Streams. Every flag is also an environment variable GATEWAY_<FLAG>.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(commands)
+    return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP tracking API",
+        description="Run the HTTP tracking API. With no --redis-url, an embedded "
+        "Redis-compatible server is started with its data under --data-dir.",
+    )
+    serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--redis-url", help="redis://host:port/db of your Redis or Valkey")
+    serve.add_argument("--sources", type=Path, help="TOML file of sources and writeKeys")
+    serve.add_argument("--workers", type=int, help="processes sharing the port (default 1)")
+    serve.add_argument("--partitions", type=int, help="stream partitions (default 1)")
+    serve.add_argument("--data-dir", type=Path, help="local state (default ./gateway-data)")
+    serve.add_argument("--log-level", help="debug, info, warning, error (default info)")
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.server import _configure_logging, serve
+
+    settings = Settings.load(
+        host=args.host,
+        port=args.port,
+        redis_url=args.redis_url,
+        sources=args.sources,
+        workers=args.workers,
+        partitions=args.partitions,
+        data_dir=args.data_dir,
+        log_level=args.log_level,
+    )
+    _configure_logging(settings.log_level)
+    return serve(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `gateway` console script."""
+    args = build_parser().parse_args(argv)
+    handler: Command = args.handler
+    try:
+        return handler(args)
+    except (SettingsError, SourcesError) as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,62 @@
+"""HTTP handlers of the event routes: read the body, ingest it, commit, answer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiohttp import web
+
+from gateway import auth, timestamps
+from gateway.body import read_body
+from gateway.committer import Unavailable
+from gateway.enrich import Arrival
+from gateway.errors import partial, success, unavailable
+from gateway.ingest import Entry
+from gateway.keys import COMMITTER, INGEST
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def arrival_of(request: web.Request) -> Arrival:
+    """What the request tells about the messages in it."""
+    settings = request.app[INGEST].settings
+    return Arrival(
+        received_at=timestamps.now(),
+        ip=auth.client_ip(request, settings.trusted_proxies),
+        browser="Origin" in request.headers,
+        basic_key=auth.basic_username(request),
+        query_key=auth.query_key(request),
+    )
+
+
+async def commit(request: web.Request, entries: Sequence[Entry]) -> None:
+    """Make `entries` durable or answer 503."""
+    try:
+        await request.app[COMMITTER].commit(entries)
+    except Unavailable as exc:
+        settings = request.app[INGEST].settings
+        raise unavailable(f"Cannot store messages right now: {exc}", settings.retry_after) from None
+
+
+def single(kind: str) -> Handler:
+    """The handler of the single-message route of `kind` (`track`, `identify`, ...)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        ingest = request.app[INGEST]
+        body = await read_body(request, ingest.settings.max_message_bytes, "The message")
+        entry = ingest.single(body, kind, arrival_of(request))
+        await commit(request, (entry,))
+        return success()
+
+    handle.__name__ = f"handle_{kind}"
+    return handle
+
+
+async def batch(request: web.Request) -> web.StreamResponse:
+    """`/v1/batch`, `/v1/b`, `/v1/import`: many messages, each accepted or refused alone."""
+    ingest = request.app[INGEST]
+    body = await read_body(request, ingest.settings.max_batch_bytes, "The batch")
+    entries, errors = ingest.batch(body, arrival_of(request))
+    if entries:
+        await commit(request, entries)
+    return partial(len(entries), errors) if errors else success()

@@ -1,0 +1,15 @@
+"""Typed keys of the objects an application shares with its handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gateway.committer import Committer
+from gateway.ingest import Ingest
+from gateway.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+INGEST = web.AppKey("ingest", Ingest)
+REDIS = web.AppKey("redis", Redis)
+COMMITTER = web.AppKey("committer", Committer)

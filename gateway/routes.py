@@ -1,0 +1,71 @@
+"""The route table: every path the gateway answers, and the tolerant lookup behind it.
+
+Routing never redirects (a CORS preflight cannot follow a redirect, and a redirected POST
+becomes a GET): a path with a trailing or doubled slash reaches the same handler directly.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from gateway import handlers
+from gateway.errors import ApiError
+from gateway.handlers import Handler
+
+SINGLE_PATHS = {
+    "identify": ("/v1/identify", "/v1/i"),
+    "track": ("/v1/track", "/v1/t"),
+    "page": ("/v1/page", "/v1/p"),
+    "screen": ("/v1/screen", "/v1/s"),
+    "group": ("/v1/group", "/v1/g"),
+    "alias": ("/v1/alias", "/v1/a"),
+}
+BATCH_PATHS = ("/v1/batch", "/v1/b", "/v1/import")
+
+Table = dict[str, dict[str, Handler]]
+"""Canonical path -> method -> handler."""
+
+
+def table() -> Table:
+    """Every route of the gateway."""
+    routes: Table = {}
+    for kind, paths in SINGLE_PATHS.items():
+        handler = handlers.single(kind)
+        for path in paths:
+            routes[path] = {"POST": handler}
+    for path in BATCH_PATHS:
+        routes[path] = {"POST": handlers.batch}
+    return routes
+
+
+def add_routes(app: web.Application, routes: Table) -> None:
+    """Register `routes` exactly, and a fallback that finds them under untidy paths."""
+    for path, methods in routes.items():
+        for method, handler in methods.items():
+            app.router.add_route(method, path, handler)
+
+    async def fallback(request: web.Request) -> web.StreamResponse:
+        methods = routes.get(normalize(request.path))
+        if methods is None:
+            raise ApiError(404, "No such route", f"{request.method} {request.path}")
+        handler = methods.get(request.method)
+        if handler is None:
+            raise ApiError(
+                405,
+                f"{request.method} is not allowed here",
+                f"allowed: {', '.join(methods)}",
+                {"Allow": ", ".join(methods)},
+            )
+        return await handler(request)
+
+    app.router.add_route("*", "/{tail:.*}", fallback)
+
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+def normalize(path: str) -> str:
+    """`//v1//track/` -> `/v1/track`."""
+    return _SLASHES.sub("/", path).rstrip("/") or "/"

@@ -1,0 +1,126 @@
+"""`gateway serve`: run the app on one or more processes, on the embedded server if need be."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from types import FrameType
+
+from aiohttp import web
+
+from gateway.app import RUNNER_OPTIONS, create_app
+from gateway.embedded import embedded_redis
+from gateway.settings import Settings
+from gateway.sources import Sources
+
+log = logging.getLogger("gateway")
+
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def serve(settings: Settings) -> int:
+    """Run the gateway until SIGINT or SIGTERM; the process's exit code."""
+    sources = Sources.from_file(settings.sources)  # fail before starting anything
+    mode = (
+        "open mode (no sources file): every writeKey is accepted"
+        if sources.open
+        else (f"{len(sources)} sources from {settings.sources}")
+    )
+    log.info("gateway: %s", mode)
+    with contextlib.ExitStack() as stack:
+        if settings.redis_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            url = stack.enter_context(embedded_redis(settings.data_dir))
+            log.info(
+                "gateway: no --redis-url given; started the embedded server at %s (data in %s)",
+                url,
+                (settings.data_dir / "redis").resolve(),
+            )
+            settings = dataclasses.replace(settings, redis_url=url)
+        if settings.workers == 1:
+            run_process(settings)
+        else:
+            _supervise(settings)
+    return 0
+
+
+def run_process(settings: Settings, reuse_port: bool = False) -> None:
+    """Serve on this process until a signal stops it."""
+    loop = _new_loop()
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        reuse_port=reuse_port,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        print=lambda *_: log.info(
+            "gateway: listening on http://%s:%d (pid %d)",
+            settings.host,
+            settings.port,
+            os.getpid(),
+        ),
+        backlog=1024,
+        loop=loop,
+        **RUNNER_OPTIONS,
+    )
+
+
+def _child(settings: Settings) -> None:
+    os.setpgid(0, 0)  # Ctrl-C reaches the supervisor only, which stops the children in order
+    _configure_logging(settings.log_level)
+    run_process(settings, reuse_port=True)
+
+
+def _supervise(settings: Settings) -> None:
+    """N processes share the port (SO_REUSEPORT); a dead one is replaced, a signal stops all."""
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # each child stops gracefully on SIGTERM
+
+    children = [context.Process(target=_child, args=(settings,)) for _ in range(settings.workers)]
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.start()
+    while not stopping:
+        time.sleep(0.2)
+        for index, child in enumerate(children):
+            if not child.is_alive() and not stopping:
+                log.error(
+                    "gateway: process %s exited with %s; starting another",
+                    child.pid,
+                    child.exitcode,
+                )
+                children[index] = context.Process(target=_child, args=(settings,))
+                children[index].start()
+    for child in children:
+        child.join(SHUTDOWN_TIMEOUT + 5)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )

@@ -1,0 +1,132 @@
+"""The gateway's configuration: one frozen object, read once from flags and `GATEWAY_*`."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names the key and the value."""
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be 1 or more")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be more than 0")
+    return number
+
+
+def _networks(value: str) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip())
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value) if value else None
+
+
+def _optional_str(value: str) -> str | None:
+    return value or None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the gateway process is configured with.
+
+    Each field is also read from the environment as `GATEWAY_<FIELD>` (upper case).
+    """
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    redis_url: str | None = None
+    sources: Path | None = None
+    workers: int = 1
+    partitions: int = 1
+    data_dir: Path = Path("gateway-data")
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    redis_timeout: float = 2.0
+    """Seconds a message may wait for Redis before the request gets a 503."""
+    retry_after: int = 5
+    """The `Retry-After` (seconds) sent with a 503."""
+    max_message_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_batch_items: int = 2500
+    max_depth: int = 64
+    log_level: str = "info"
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from `environ` (default: the process environment), then `overrides`.
+
+        Overrides are typed values (as the command line gives them); `None` means unset.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, parse in _PARSERS.items():
+            key = f"GATEWAY_{name.upper()}"
+            if key in environ:
+                try:
+                    values[name] = parse(environ[key])
+                except ValueError as exc:
+                    raise SettingsError(f"{key}={environ[key]!r}: {exc}") from None
+        unknown = set(overrides) - set(_PARSERS)
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Reject values that parse but cannot work."""
+        for name in ("port",):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise SettingsError(f"{name}={getattr(self, name)!r}: not a TCP port")
+        for name in (
+            "workers",
+            "partitions",
+            "max_message_bytes",
+            "max_batch_bytes",
+            "max_batch_items",
+            "max_depth",
+            "retry_after",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}={getattr(self, name)!r}: must be 1 or more")
+        if self.max_message_bytes > self.max_batch_bytes:
+            raise SettingsError(
+                f"max_message_bytes={self.max_message_bytes} is larger than "
+                f"max_batch_bytes={self.max_batch_bytes}"
+            )
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "host": str,
+    "port": int,
+    "redis_url": _optional_str,
+    "sources": _optional_path,
+    "workers": _positive_int,
+    "partitions": _positive_int,
+    "data_dir": Path,
+    "trusted_proxies": _networks,
+    "redis_timeout": _positive_float,
+    "retry_after": _positive_int,
+    "max_message_bytes": _positive_int,
+    "max_batch_bytes": _positive_int,
+    "max_batch_items": _positive_int,
+    "max_depth": _positive_int,
+    "log_level": str,
+}

@@ -1,0 +1,30 @@
+"""Timestamps: the gateway's clock, ISO-8601 output, and client clock-skew correction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def now() -> datetime:
+    """The gateway's clock, in UTC."""
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and `Z`: `2024-05-01T12:00:00.123Z`."""
+    utc = _aware(moment).astimezone(UTC)
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def corrected(received_at: datetime, sent_at: datetime, original: datetime) -> datetime:
+    """When the event happened by the gateway's clock: `receivedAt - (sentAt - original)`.
+
+    The client's clock is wrong by the same amount in `sentAt` and in its timestamp, so the
+    difference of the two is what the client saw elapse, free of its clock's error.
+    """
+    return received_at - (_aware(sent_at) - _aware(original))
+
+
+def _aware(moment: datetime) -> datetime:
+    # A timestamp without an offset is taken as UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

