@@ -73,7 +73,7 @@ class Ingest:
         shared = self.source(key) if key or self.sources.open else None
         entries: list[Entry] = []
         errors: ItemErrors = []
-        items: list[dict[str, Any]] = []
+        any_item_key = False
         for index, raw in enumerate(envelope.batch):
             path = f"$.batch[{index}]"
             try:
@@ -85,13 +85,14 @@ class Ingest:
                 item = decode_object(raw, path)
                 if deep:
                     check_depth(item, limits.max_depth, path)
-                items.append(item)
-                source = shared or self.source(_str(item.get("writeKey")), item_path=path)
+                item_key = _str(item.get("writeKey"))
+                any_item_key = any_item_key or item_key is not None
+                source = shared or self.source(item_key, item_path=path)
                 merge_batch_defaults(item, envelope.context, envelope.integrations, envelope.sentAt)
                 entries.append(self.message(item, message_type(item, path), arrival, source, path))
             except ApiError as exc:
                 errors.append((index, exc))
-        if shared is None and not any(_str(item.get("writeKey")) for item in items):
+        if shared is None and not any_item_key:
             raise invalid_write_key()  # no key anywhere in the request
         return entries, errors
 

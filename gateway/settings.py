@@ -71,7 +71,7 @@ class Settings:
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from `environ` (default: the process environment), then `overrides`.
 
-        Overrides are typed values (as the command line gives them); `None` means unset.
+        Overrides are typed values or strings to parse; `None` means unset.
         """
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -85,7 +85,14 @@ class Settings:
         unknown = set(overrides) - set(_PARSERS)
         if unknown:
             raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        for name, value in overrides.items():
+            if isinstance(value, str):
+                try:
+                    value = _PARSERS[name](value)
+                except ValueError as exc:
+                    raise SettingsError(f"{name}={value!r}: {exc}") from None
+            if value is not None:
+                values[name] = value
         settings = cls(**values)
         settings.check()
         return settings

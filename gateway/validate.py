@@ -16,8 +16,10 @@ import msgspec
 from gateway.errors import bad_request
 
 NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
-Id = NonEmptyStr | int
-"""userId, anonymousId, groupId, previousId: a non-empty string, or a number as some SDKs send."""
+Id = str | int
+"""userId, anonymousId: a string, or a number as some SDKs send; empty counts as absent."""
+RequiredId = NonEmptyStr | int
+"""groupId, previousId, and an alias's userId."""
 
 
 class Message(msgspec.Struct, kw_only=True):
@@ -53,13 +55,13 @@ class Screen(Page, kw_only=True):
 
 
 class Group(Message, kw_only=True):
-    groupId: Id
+    groupId: RequiredId
     traits: dict[str, Any] | None = None
 
 
 class Alias(Message, kw_only=True):
-    userId: Id
-    previousId: Id
+    userId: RequiredId
+    previousId: RequiredId
 
 
 SCHEMAS: dict[str, type[Message]] = {

@@ -1,0 +1,263 @@
+"""Body decoding and the size limits, enforced while reading and while inflating."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+
+from tests.conftest import MakeClient, stream_messages
+
+TRACK = {"userId": "u1", "event": "E"}
+
+
+def padded(size: int) -> dict[str, Any]:
+    """A track message whose JSON is exactly `size` bytes."""
+    message = {**TRACK, "properties": {"pad": ""}}
+    missing = size - len(json.dumps(message, separators=(",", ":")))
+    message["properties"]["pad"] = "x" * missing
+    return message
+
+
+def compact(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """A message nesting objects `depth` levels deep, the message itself being level 1."""
+    inner: dict[str, Any] = {}
+    for _ in range(depth - 2):
+        inner = {"n": inner}
+    return {**TRACK, "properties": inner}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "text/plain", None, "application/x-www-form-urlencoded"]
+)
+async def test_body_is_json_whatever_the_content_type(
+    client: TestClient[Any, Any], redis: Redis, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await client.post("/v1/track", data=compact(TRACK), headers=headers)
+    assert response.status == 200
+    assert len(await stream_messages(redis)) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"userId": "u1", "event": }', "Invalid JSON"),
+        (b"", "Invalid JSON"),
+        (b'{"userId": "u1", "event": "caf\xe9"}', "Invalid UTF-8"),
+        (b'{"userId": "u1", "event": "\xff\xfe"}', "Invalid UTF-8"),
+        (b'["not", "an", "object"]', "A message must be a JSON object"),
+        (b'{"userId": "u1", "event": "E", "n": 1e999}', "Invalid JSON"),
+    ],
+)
+async def test_undecodable_body_is_400(
+    client: TestClient[Any, Any], redis: Redis, body: bytes, message: str
+) -> None:
+    response = await client.post("/v1/track", data=body)
+    assert response.status == 400
+    answer = await response.json()
+    assert answer["Error"] == "Bad Request"
+    assert answer["Message"] == message
+    assert answer["Details"]
+    assert await redis.keys("*") == []
+
+
+async def test_invalid_utf8_in_one_batch_item_fails_that_item(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    body = b'{"batch": [{"type":"track","userId":"u","event":"ok"},' + (
+        b'{"type":"track","userId":"u","event":"\xff"}]}'
+    )
+    response = await client.post("/v1/batch", data=body)
+    assert response.status == 207
+    answer = await response.json()
+    assert [(e["Index"], e["Message"]) for e in answer["Errors"]] == [(1, "Invalid UTF-8")]
+    assert [m["event"] for m in await stream_messages(redis)] == ["ok"]
+
+
+async def test_invalid_json_batch_is_400(client: TestClient[Any, Any], redis: Redis) -> None:
+    response = await client.post("/v1/batch", data=b'{"batch": [{"type": "track",}]}')
+    assert response.status == 400
+    assert (await response.json())["Message"] == "Invalid JSON"
+
+
+async def test_single_message_limit(client: TestClient[Any, Any], redis: Redis) -> None:
+    assert (await client.post("/v1/track", data=compact(padded(32 * 1024)))).status == 200
+    response = await client.post("/v1/track", data=compact(padded(32 * 1024 + 1)))
+    assert response.status == 413
+    answer = await response.json()
+    assert answer["Error"] == "Request Entity Too Large"
+    assert "32768" in answer["Message"]
+    assert len(await stream_messages(redis)) == 1
+
+
+async def test_single_message_limit_without_content_length(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # chunked transfer: no Content-Length
+        data = compact(padded(40 * 1024))
+        for start in range(0, len(data), 4096):
+            yield data[start : start + 4096]
+
+    response = await client.post("/v1/track", data=chunks())
+    assert response.status == 413
+    assert await redis.keys("*") == []
+
+
+async def test_oversized_batch_item_fails_alone(client: TestClient[Any, Any], redis: Redis) -> None:
+    batch = [
+        {**TRACK, "type": "track", "event": "first"},
+        {**padded(33 * 1024), "type": "track"},
+        {**TRACK, "type": "track", "event": "last"},
+    ]
+    response = await client.post("/v1/batch", data=compact({"batch": batch}))
+    assert response.status == 207
+    answer = await response.json()
+    assert answer["Accepted"] == 2
+    [error] = answer["Errors"]
+    assert error["Index"] == 1
+    assert error["Error"] == "Request Entity Too Large"
+    assert [m["event"] for m in await stream_messages(redis)] == ["first", "last"]
+
+
+async def test_batch_byte_limit(client: TestClient[Any, Any], redis: Redis) -> None:
+    item = {**padded(10 * 1024), "type": "track"}
+    response = await client.post("/v1/batch", data=compact({"batch": [item] * 51}))
+    assert response.status == 413
+    assert "larger than 512000 bytes" in (await response.json())["Message"]
+    assert await redis.keys("*") == []
+
+
+async def test_batch_item_count_limit(make_client: MakeClient, redis: Redis) -> None:
+    client = await make_client(max_batch_items=3)
+    item = {**TRACK, "type": "track"}
+    assert (await client.post("/v1/batch", json={"batch": [item] * 3})).status == 200
+    response = await client.post("/v1/batch", json={"batch": [item] * 4})
+    assert response.status == 413
+    assert "4 items, more than 3" in (await response.json())["Message"]
+    assert len(await stream_messages(redis)) == 3
+
+
+async def test_default_batch_item_count_limit(client: TestClient[Any, Any], redis: Redis) -> None:
+    item = {"type": "track", "userId": "u", "event": "E"}
+    response = await client.post("/v1/batch", data=compact({"batch": [item] * 2501}))
+    assert response.status == 413
+    assert await redis.keys("*") == []
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),  # zlib-wrapped, as HTTP defines deflate
+        ("deflate", lambda data: zlib.compress(data)[2:-4]),  # raw deflate, as many send
+    ],
+)
+async def test_compressed_bodies(
+    client: TestClient[Any, Any], redis: Redis, encoding: str, compress: Any
+) -> None:
+    body = compact({"batch": [{**TRACK, "type": "track"}] * 3})
+    response = await client.post(
+        "/v1/batch", data=compress(body), headers={"Content-Encoding": encoding}
+    )
+    assert response.status == 200
+    assert len(await stream_messages(redis)) == 3
+
+
+async def test_gzip_that_inflates_past_the_limit_is_413(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    # 2 KB on the wire, 200 MB once inflated: refused once 32 KB have been inflated.
+    bomb = gzip.compress(b'{"userId":"u","event":"E","p":"' + b"x" * 200_000_000 + b'"}')
+    assert len(bomb) < 300_000
+    response = await client.post("/v1/track", data=bomb, headers={"Content-Encoding": "gzip"})
+    assert response.status == 413
+    assert await redis.keys("*") == []
+    # The process keeps serving.
+    assert (await client.post("/v1/track", json=TRACK)).status == 200
+
+
+async def test_gzip_batch_limit_applies_to_inflated_size(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    item = {**padded(10 * 1024), "type": "track"}
+    body = gzip.compress(compact({"batch": [item] * 60}))  # 600 KB inflated, ~1 KB sent
+    response = await client.post("/v1/batch", data=body, headers={"Content-Encoding": "gzip"})
+    assert response.status == 413
+    assert await redis.keys("*") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding", "status"),
+    [
+        (b"\x1f\x8b\x08\x00garbage-garbage-garbage", "gzip", 400),
+        (gzip.compress(compact(TRACK))[:-10], "gzip", 400),  # truncated
+        (compact(TRACK), "br", 415),
+    ],
+)
+async def test_broken_or_unsupported_encoding(
+    client: TestClient[Any, Any], redis: Redis, body: bytes, encoding: str, status: int
+) -> None:
+    response = await client.post("/v1/track", data=body, headers={"Content-Encoding": encoding})
+    assert response.status == status
+    assert (await response.json())["Message"]
+    assert await redis.keys("*") == []
+
+
+async def test_huge_body_is_refused_before_it_is_read(client: TestClient[Any, Any]) -> None:
+    # Announce 1 GB, send 1 MB, and the answer is already there: nothing waited for the rest.
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n"
+        + b"[" * 1_000_000
+    )
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 413")
+
+
+async def test_huge_chunked_body_is_refused_after_the_limit(
+    client: TestClient[Any, Any],
+) -> None:
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"x" * 65536
+    for _ in range(16):  # 1 MB, twice the batch limit, and the body never ends
+        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 413")
+
+
+async def test_depth_limit(client: TestClient[Any, Any], redis: Redis) -> None:
+    assert (await client.post("/v1/track", json=nested(64))).status == 200
+    response = await client.post("/v1/track", json=nested(65))
+    assert response.status == 400
+    assert "deeper than 64" in (await response.json())["Details"]
+    response = await client.post(
+        "/v1/batch",
+        json={"batch": [{**nested(64), "type": "track"}, {**nested(65), "type": "track"}]},
+    )
+    assert response.status == 207
+    assert [e["Index"] for e in (await response.json())["Errors"]] == [1]
+    assert len(await stream_messages(redis)) == 2
+
+
+async def test_absurd_depth_is_a_clear_400(client: TestClient[Any, Any], redis: Redis) -> None:
+    body = b'{"userId":"u","event":"E","p":' + b"[" * 15000 + b"]" * 15000 + b"}"
+    response = await client.post("/v1/track", data=body)
+    assert response.status == 400
+    assert await redis.keys("*") == []

@@ -1,0 +1,150 @@
+"""`gateway serve` as a user runs it: a real process on the embedded server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_sync
+import requests
+
+from gateway.embedded import URL_FILE, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACK = {"userId": "u1", "event": "Started"}
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+        )
+
+
+def wait_for(text: str, log: Path, process: subprocess.Popen[bytes], timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = log.read_text()
+        if text in content:
+            return content
+        if process.poll() is not None:
+            pytest.fail(f"gateway exited with {process.returncode}:\n{content}")
+        time.sleep(0.05)
+    pytest.fail(f"{text!r} not printed within {timeout}s:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(20)
+
+
+@pytest.fixture
+def gateway_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    port = free_port()
+    data = tmp_path / "data"
+    log = tmp_path / "gateway.log"
+    process = start(
+        ["serve", "--port", str(port), "--host", "127.0.0.1", "--data-dir", str(data)], log
+    )
+    wait_for("listening on", log, process)
+    yield process, port, data
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.slow
+def test_serve_on_the_embedded_server(
+    gateway_process: tuple[subprocess.Popen[bytes], int, Path], tmp_path: Path
+) -> None:
+    process, port, data = gateway_process
+    log = (tmp_path / "gateway.log").read_text()
+    assert "open mode" in log
+    assert "started the embedded server at redis://127.0.0.1:" in log
+    response = requests.post(f"http://127.0.0.1:{port}/v1/track", json=TRACK, timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {"success": True}
+
+    url = (data / URL_FILE).read_text().strip()
+    store = redis_sync.Redis.from_url(url)
+    assert store.xlen("gateway:events:{0}") == 1
+    store.close()
+
+    assert stop(process) == 0
+    assert not (data / URL_FILE).exists()
+    with pytest.raises(redis_sync.ConnectionError):  # the embedded server stopped with it
+        redis_sync.Redis.from_url(url, socket_connect_timeout=1).ping()
+
+    # Its data is on disk: a new gateway on the same data directory still has the message.
+    log2 = tmp_path / "again.log"
+    again = start(
+        ["serve", "--port", str(port), "--host", "127.0.0.1", "--data-dir", str(data)], log2
+    )
+    try:
+        wait_for("listening on", log2, again)
+        url = (data / URL_FILE).read_text().strip()
+        store = redis_sync.Redis.from_url(url)
+        assert store.xlen("gateway:events:{0}") == 1
+        store.close()
+    finally:
+        assert stop(again) == 0
+
+
+@pytest.mark.slow
+def test_serve_with_two_processes(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    process = start(
+        [
+            "serve",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--workers",
+            "2",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        log,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while log.read_text().count("listening on") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert log.read_text().count("listening on") == 2, log.read_text()
+        with requests.Session() as session:
+            for _ in range(20):
+                assert (
+                    session.post(
+                        f"http://127.0.0.1:{port}/v1/t", json=TRACK, timeout=10
+                    ).status_code
+                    == 200
+                )
+        url = (tmp_path / "data" / URL_FILE).read_text().strip()
+        store = redis_sync.Redis.from_url(url)
+        assert store.xlen("gateway:events:{0}") == 20
+        store.close()
+    finally:
+        assert stop(process) == 0
+
+
+def test_bad_configuration_says_what_to_fix(tmp_path: Path) -> None:
+    log = tmp_path / "out.log"
+    process = start(["serve", "--sources", str(tmp_path / "missing.toml")], log)
+    assert process.wait(20) == 2
+    assert "cannot read sources file" in log.read_text()
+    process = start(["serve", "--partitions", "0"], log)
+    assert process.wait(20) == 2
+    assert "partitions=0: must be 1 or more" in log.read_text()
