@@ -95,3 +95,11 @@ def test_bad_sources_file_says_where(tmp_path: Path, text: str, message: str) ->
 def test_missing_sources_file(tmp_path: Path) -> None:
     with pytest.raises(SourcesError, match="cannot read sources file"):
         Sources.from_file(tmp_path / "absent.toml")
+
+
+def test_deploy_example_sources_file_loads() -> None:
+    example = Path(__file__).resolve().parent.parent / "deploy" / "sources.example.toml"
+    sources = Sources.from_file(example)
+    stripe = sources.resolve("wk_stripe_77e0")
+    assert stripe is not None
+    assert stripe.webhook_event == "Stripe Event"
