@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway import __version__
+from gateway.embedded import EmbeddedError
 from gateway.settings import Settings, SettingsError
 from gateway.sources import SourcesError
 
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Command = args.handler
     try:
         return handler(args)
-    except (SettingsError, SourcesError) as exc:
+    except (SettingsError, SourcesError, EmbeddedError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

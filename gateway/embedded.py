@@ -58,7 +58,7 @@ class RedisProcess:
     """A `valkey-server`/`redis-server` child process on loopback with its data in `directory`."""
 
     def __init__(self, directory: Path, port: int | None = None, appendfsync: str = "everysec"):
-        self.directory = directory
+        self.directory = directory.resolve()  # the server changes into it: no relative paths
         self.port = port or free_port()
         self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None

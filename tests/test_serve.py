@@ -21,6 +21,7 @@ TRACK = {"userId": "u1", "event": "Started"}
 
 
 def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """`gateway ARGS` in the log's directory (relative paths are relative to it)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -28,7 +29,7 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
-            cwd=ROOT,
+            cwd=log.parent,
         )
 
 
@@ -54,8 +55,9 @@ def gateway_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], i
     port = free_port()
     data = tmp_path / "data"
     log = tmp_path / "gateway.log"
+    # A relative data directory, as a user types it.
     process = start(
-        ["serve", "--port", str(port), "--host", "127.0.0.1", "--data-dir", str(data)], log
+        ["serve", "--port", str(port), "--host", "127.0.0.1", "--data-dir", "data"], log
     )
     wait_for("listening on", log, process)
     yield process, port, data
