@@ -24,10 +24,12 @@ class Arrival:
     """The writeKey from HTTP Basic auth."""
     query_key: str | None = None
     """The writeKey from the `writeKey` query parameter."""
+    received_iso: str = ""
+    """`received_at` in ISO-8601, computed once for every message of the request."""
 
-    @property
-    def received_iso(self) -> str:
-        return timestamps.iso(self.received_at)
+    def __post_init__(self) -> None:
+        if not self.received_iso:
+            object.__setattr__(self, "received_iso", timestamps.iso(self.received_at))
 
 
 def merge_batch_defaults(

@@ -68,7 +68,7 @@ class Ingest:
             )
         if envelope.sentAt is not None:
             parse_datetime(envelope.sentAt, "$.sentAt")
-        deep = may_nest_past(body, limits.max_depth + 2)
+        deep = may_nest_past(body, limits.max_depth)
         key = arrival.basic_key or envelope.writeKey or arrival.query_key
         shared = self.source(key) if key or self.sources.open else None
         entries: list[Entry] = []
@@ -83,7 +83,7 @@ class Ingest:
                         f"{path} is {len(raw)} bytes",
                     )
                 item = decode_object(raw, path)
-                if deep:
+                if deep and may_nest_past(bytes(raw), limits.max_depth):
                     check_depth(item, limits.max_depth, path)
                 item_key = _str(item.get("writeKey"))
                 any_item_key = any_item_key or item_key is not None

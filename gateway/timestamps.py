@@ -12,8 +12,18 @@ def now() -> datetime:
 
 def iso(moment: datetime) -> str:
     """ISO-8601 in UTC with milliseconds and `Z`: `2024-05-01T12:00:00.123Z`."""
-    utc = _aware(moment).astimezone(UTC)
-    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    if moment.tzinfo is not UTC:
+        moment = _aware(moment).astimezone(UTC)
+    # %-formatting is the fastest way here, and this runs for every message.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond // 1000,
+    )
 
 
 def corrected(received_at: datetime, sent_at: datetime, original: datetime) -> datetime:
