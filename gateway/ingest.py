@@ -12,10 +12,11 @@ import msgspec
 
 from gateway.constants import events_key
 from gateway.enrich import Arrival, enrich, merge_batch_defaults
-from gateway.errors import ApiError, invalid_write_key, too_large
+from gateway.errors import INVALID_WRITE_KEY, ApiError, invalid_write_key, too_large
 from gateway.settings import Settings
 from gateway.sources import Source, Sources
 from gateway.validate import (
+    Batch,
     Message,
     check_depth,
     decode_batch,
@@ -73,28 +74,42 @@ class Ingest:
         shared = self.source(key) if key or self.sources.open else None
         entries: list[Entry] = []
         errors: ItemErrors = []
-        any_item_key = False
         for index, raw in enumerate(envelope.batch):
-            path = f"$.batch[{index}]"
             try:
-                if len(raw) > limits.max_message_bytes:
-                    raise too_large(
-                        f"Message is larger than {limits.max_message_bytes} bytes",
-                        f"{path} is {len(raw)} bytes",
-                    )
-                item = decode_object(raw, path)
-                if deep and may_nest_past(bytes(raw), limits.max_depth):
-                    check_depth(item, limits.max_depth, path)
-                item_key = _str(item.get("writeKey"))
-                any_item_key = any_item_key or item_key is not None
-                source = shared or self.source(item_key, item_path=path)
-                merge_batch_defaults(item, envelope.context, envelope.integrations, envelope.sentAt)
-                entries.append(self.message(item, message_type(item, path), arrival, source, path))
+                entries.append(
+                    self._item(raw, f"$.batch[{index}]", envelope, shared, arrival, deep)
+                )
             except ApiError as exc:
                 errors.append((index, exc))
-        if shared is None and not any_item_key:
-            raise invalid_write_key()  # no key anywhere in the request
+        if (
+            shared is None
+            and not entries
+            and all(e.message == INVALID_WRITE_KEY for _, e in errors)
+        ):
+            raise invalid_write_key()  # no usable key anywhere in the request
         return entries, errors
+
+    def _item(
+        self,
+        raw: msgspec.Raw,
+        path: str,
+        envelope: Batch,
+        shared: Source | None,
+        arrival: Arrival,
+        deep: bool,
+    ) -> Entry:
+        limits = self.settings
+        if len(raw) > limits.max_message_bytes:
+            raise too_large(
+                f"Message is larger than {limits.max_message_bytes} bytes",
+                f"{path} is {len(raw)} bytes",
+            )
+        item = decode_object(raw, path)
+        if deep and may_nest_past(bytes(raw), limits.max_depth):
+            check_depth(item, limits.max_depth, path)
+        source = shared or self.source(_str(item.get("writeKey")), item_path=path)
+        merge_batch_defaults(item, envelope.context, envelope.integrations, envelope.sentAt)
+        return self.message(item, message_type(item, path), arrival, source, path)
 
     def message(
         self, message: dict[str, Any], kind: str, arrival: Arrival, source: Source, path: str
