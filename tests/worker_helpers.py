@@ -83,19 +83,28 @@ class Collector:
 
 
 class ListDestination(Destination):
-    """An in-process destination: keeps what it accepts; refuses while `failing` is set."""
+    """An in-process destination: keeps what it accepts; refuses while `failing` is set,
+    and the first `fail_times` batches."""
 
-    def __init__(self, name: str, failing: bool = False, retry: bool = True) -> None:
+    def __init__(
+        self, name: str, failing: bool = False, retry: bool = True, fail_times: int = 0
+    ) -> None:
         super().__init__(name)
         self.failing = failing
         self.retry = retry
+        self.fail_times = fail_times
         self.received: list[Message] = []
 
     async def send(self, batch: Sequence[Message]) -> Result:
-        if self.failing:
+        if self.failing or self.fail_times > 0:
+            self.fail_times -= 1
             return Result({i: Failure("refused", self.retry) for i in range(len(batch))})
         self.received.extend(batch)
         return Result()
+
+    def ids(self) -> list[str]:
+        """The messageIds received, in order."""
+        return [m.body["messageId"] for m in self.received]
 
 
 def env() -> dict[str, str]:
