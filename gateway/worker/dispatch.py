@@ -70,12 +70,14 @@ class Dispatcher:
         )
         outcomes: list[Outcome] = [{} for _ in messages]
         for (destination, indexes), result in zip(plans, results, strict=True):
+            for position, failure in result.failed.items():
+                if 0 <= position < len(indexes):
+                    outcomes[indexes[position]][destination.name] = failure
+        for (destination, indexes), result in zip(plans, results, strict=True):
             for position, index in enumerate(indexes):
-                failure = result.failed.get(position)
-                if failure is None:
+                # Only a message that is not done needs to remember who took it.
+                if outcomes[index] and position not in result.failed:
                     self._remember(messages[index].key, destination.name)
-                else:
-                    outcomes[index][destination.name] = failure
         for message, outcome in zip(messages, outcomes, strict=True):
             if not outcome:
                 self._accepted.pop(message.key, None)
