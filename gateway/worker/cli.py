@@ -17,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
+from gateway.constants import all_events_keys
 from gateway.settings import Settings
 from gateway.worker import config, run
 from gateway.worker.connection import NoRedisError, resolve_url
@@ -185,6 +188,9 @@ def _guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except (config.ConfigError, NoRedisError, ValueError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
+    except (RedisError, OSError) as exc:
+        print(f"gateway: Redis: {exc}", file=sys.stderr)
+        return 1
 
 
 def _url_and_partitions(args: argparse.Namespace) -> tuple[str, int]:
@@ -200,21 +206,16 @@ def _worker(args: argparse.Namespace) -> int:
     destinations = _destinations(args)
     url, partitions = _url_and_partitions(args)
     consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
-    ConsumerOptions(args.group, consumer, ("check",), args.batch_size, args.block,
-                    args.reclaim_idle, args.max_attempts)  # fmt: skip  # fail before connecting
-
-    def options(streams: tuple[str, ...]) -> ConsumerOptions:
-        return ConsumerOptions(
-            group=args.group,
-            consumer=consumer,
-            streams=streams,
-            batch_size=args.batch_size,
-            block=args.block,
-            reclaim_idle=args.reclaim_idle,
-            max_attempts=args.max_attempts,
-            burst=args.burst,
-        )
-
+    options = ConsumerOptions(  # checked before connecting; the streams are found later
+        group=args.group,
+        consumer=consumer,
+        streams=tuple(all_events_keys(partitions)),
+        batch_size=args.batch_size,
+        block=args.block,
+        reclaim_idle=args.reclaim_idle,
+        max_attempts=args.max_attempts,
+        burst=args.burst,
+    )
     return run.run(lambda: run.worker(url, partitions, destinations, options))
 
 

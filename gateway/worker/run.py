@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -39,7 +40,7 @@ async def worker(
     url: str,
     partitions: int,
     destinations: Sequence[Destination],
-    make_options: Callable[[tuple[str, ...]], ConsumerOptions],
+    options: ConsumerOptions,
 ) -> int:
     """`gateway worker`: deliver until SIGTERM/SIGINT (or drained, in burst mode)."""
     dispatcher = Dispatcher(destinations)
@@ -66,7 +67,7 @@ async def worker(
         streams = tuple(await _retrying(lambda: partition_streams(redis, partitions), stop))
         if not streams:
             return 0
-        options = make_options(streams)
+        options = dataclasses.replace(options, streams=streams)
         log.info(
             "worker: consumer %s of group %s on %d partition(s): %s; destinations: %s; "
             "batches of %d, retry after %gs idle, dead letter after %d attempts%s",

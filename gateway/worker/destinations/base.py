@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from gateway.worker.message import Message
 
@@ -66,6 +66,3 @@ class Destination(abc.ABC):
     def describe(self) -> str:
         """One line for the logs, without secrets."""
         return f"{self.name} ({self.kind or type(self).__qualname__})"
-
-
-Options = Mapping[str, Any]

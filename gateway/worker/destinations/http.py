@@ -76,7 +76,8 @@ class HttpDestination(Destination):
     def describe(self) -> str:
         # The URL's path and query may carry a key; the host is enough to recognise it.
         parts = urlsplit(self.url)
-        return f"{self.name} (http, {parts.scheme}://{parts.hostname}:{parts.port or ''})"
+        host = parts.netloc.rpartition("@")[2]  # never log credentials in the URL
+        return f"{self.name} (http, {parts.scheme}://{host})"
 
     async def send(self, batch: Sequence[Message]) -> Result:
         """POST the batch, retrying transient failures in place."""
