@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
 from gateway.constants import events_key
 from gateway.worker import redrive
-from gateway.worker.consumer import Consumer, ConsumerOptions
+from gateway.worker.consumer import Consumer
 from gateway.worker.deadletters import DeadLetter, dead_letter_key
+from gateway.worker.destinations import Result
 from gateway.worker.dispatch import Dispatcher
+from gateway.worker.message import Message
+from gateway.worker.options import ConsumerOptions
 from tests.worker_helpers import ListDestination
 
 STREAM = events_key(0)
@@ -129,3 +133,34 @@ async def test_redrive_skips_letters_for_destinations_not_configured(redis: Redi
     assert (report.delivered, report.skipped) == (0, 1)
     assert other.received == []
     assert len(await dead_letters(redis)) == 1
+
+
+class SlowDestination(ListDestination):
+    """Takes `delay` seconds over its first batch, as a destination retrying in place."""
+
+    def __init__(self, name: str, delay: float) -> None:
+        super().__init__(name)
+        self.delay = delay
+        self.sending = asyncio.Event()
+
+    async def send(self, batch: Sequence[Message]) -> Result:
+        if not self.sending.is_set():
+            self.sending.set()
+            await asyncio.sleep(self.delay)
+        return await super().send(batch)
+
+
+async def test_a_slow_batch_is_not_taken_over_while_it_is_being_sent(redis: Redis) -> None:
+    await enqueue(redis, "m1", "m2")
+    slow = SlowDestination("hook", delay=1.0)
+    options = {"reclaim_idle": 0.3, "block": 0.05, "burst": True}
+    first = Consumer(redis, ConsumerOptions("g", "c1", (STREAM,), **options), Dispatcher([slow]))  # type: ignore[arg-type]
+    second = Consumer(redis, ConsumerOptions("g", "c2", (STREAM,), **options), Dispatcher([slow]))  # type: ignore[arg-type]
+
+    running = asyncio.create_task(first.run(asyncio.Event()))
+    await asyncio.wait_for(slow.sending.wait(), 10)
+    await asyncio.wait_for(second.run(asyncio.Event()), 10)  # waits for c1's batch to be acked
+    await asyncio.wait_for(running, 10)
+
+    assert slow.ids() == ["m1", "m2"]
+    assert second.stats.reclaimed == 0

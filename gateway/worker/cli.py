@@ -23,8 +23,8 @@ from gateway.constants import all_events_keys
 from gateway.settings import Settings
 from gateway.worker import config, run
 from gateway.worker.connection import NoRedisError, resolve_url
-from gateway.worker.consumer import ConsumerOptions
 from gateway.worker.destinations import BUILTINS, Destination
+from gateway.worker.options import ConsumerOptions
 
 # Which single-destination flags each built-in takes (a module:Class kind takes any).
 _FLAGS = {"url": "--url", "headers": "--header", "write_key": "--write-key",

@@ -27,6 +27,7 @@ from gateway.worker import deadletters
 from gateway.worker.deadletters import DeadLetter
 from gateway.worker.dispatch import Dispatcher, Outcome
 from gateway.worker.message import Message
+from gateway.worker.options import ConsumerOptions, Stats
 
 log = logging.getLogger("gateway.worker")
 
@@ -34,53 +35,6 @@ PROGRESS_EVERY = 10.0
 """Seconds between progress lines in the log."""
 
 Entry = tuple[bytes, dict[bytes, bytes]]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConsumerOptions:
-    """How a consumer reads; the CLI fills it from flags and `GATEWAY_*`."""
-
-    group: str
-    consumer: str
-    streams: tuple[str, ...]
-    batch_size: int = 100
-    block: float = 1.0
-    """Seconds a read waits for new entries (also how fast a stop is noticed)."""
-    reclaim_idle: float = 30.0
-    """Seconds an entry may stay unacknowledged before any worker of the group retries it."""
-    max_attempts: int = 10
-    burst: bool = False
-    """Exit once nothing is left to read and nothing is pending in the group."""
-
-    def __post_init__(self) -> None:
-        if not self.group or not self.consumer:
-            raise ValueError("group and consumer names must not be empty")
-        if not self.streams:
-            raise ValueError("no streams to read")
-        if self.batch_size < 1 or self.max_attempts < 1:
-            raise ValueError("batch_size and max_attempts must be 1 or more")
-        if self.block <= 0 or self.reclaim_idle <= 0:
-            raise ValueError("block and reclaim_idle must be more than 0")
-
-
-@dataclasses.dataclass(slots=True)
-class Stats:
-    """What a consumer did; logged as it goes and when it stops."""
-
-    delivered: int = 0
-    batches: int = 0
-    failed: int = 0
-    """Deliveries that failed and were left to retry."""
-    dead: int = 0
-    reclaimed: int = 0
-
-    def line(self) -> str:
-        """One log line."""
-        return (
-            f"delivered {self.delivered} messages in {self.batches} batches, "
-            f"{self.failed} failures left to retry, {self.dead} dead-lettered, "
-            f"{self.reclaimed} reclaimed"
-        )
 
 
 class Consumer:
@@ -215,8 +169,11 @@ class Consumer:
 
     async def _handle(self, messages: list[Message]) -> None:
         size = self.options.batch_size
-        for start in range(0, len(messages), size):
-            await self._handle_batch(messages[start : start + size])
+        # A read over several partitions can hand over more than one batch: keep all of it
+        # claimed until the last batch is done.
+        async with self._keep_claimed(messages):
+            for start in range(0, len(messages), size):
+                await self._handle_batch(messages[start : start + size])
 
     async def _handle_batch(self, batch: list[Message]) -> None:
         options = self.options
@@ -238,8 +195,7 @@ class Consumer:
                 letters.append(_letter(message, "not a JSON object", [], message.attempt))
             else:
                 sendable.append(message)
-        async with self._keep_claimed(sendable):
-            outcomes = await self.dispatcher.deliver(sendable) if sendable else []
+        outcomes = await self.dispatcher.deliver(sendable) if sendable else []
         delivered: list[Message] = []
         retrying: dict[str, list[Message]] = {}
         for message, outcome in zip(sendable, outcomes, strict=True):
@@ -280,7 +236,7 @@ class Consumer:
 
     @contextlib.asynccontextmanager
     async def _keep_claimed(self, batch: Sequence[Message]) -> AsyncIterator[None]:
-        """While the batch is being sent, keep its entries from looking idle.
+        """While the entries are being sent, keep them from looking idle.
 
         A slow destination (retrying in place) could otherwise hold a batch past
         `reclaim_idle`, and another worker would send it again while this one still is.

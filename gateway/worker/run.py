@@ -16,9 +16,10 @@ from redis.exceptions import RedisError
 
 from gateway.worker import deadletters, redrive, status
 from gateway.worker.connection import connect
-from gateway.worker.consumer import Consumer, ConsumerOptions
+from gateway.worker.consumer import Consumer
 from gateway.worker.destinations import Destination
 from gateway.worker.dispatch import Dispatcher
+from gateway.worker.options import ConsumerOptions
 from gateway.worker.partitions import partition_streams
 
 log = logging.getLogger("gateway.worker")
