@@ -39,7 +39,7 @@ class Stats:
     delivered: int = 0
     batches: int = 0
     failed: int = 0
-    """Deliveries that failed and were left to retry."""
+    """Deliveries that failed and were left pending for a retry."""
     dead: int = 0
     reclaimed: int = 0
 
@@ -47,6 +47,6 @@ class Stats:
         """One log line."""
         return (
             f"delivered {self.delivered} messages in {self.batches} batches, "
-            f"{self.failed} failures left to retry, {self.dead} dead-lettered, "
+            f"{self.failed} failed attempts (retried), {self.dead} dead-lettered, "
             f"{self.reclaimed} reclaimed"
         )
