@@ -11,6 +11,7 @@ from gateway import __version__
 from gateway.embedded import EmbeddedError
 from gateway.settings import Settings, SettingsError
 from gateway.sources import SourcesError
+from gateway.worker.cli import add_commands as _add_worker
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(commands)
+    _add_worker(commands)
     return parser
 
 

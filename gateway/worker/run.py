@@ -1,0 +1,171 @@
+"""The worker commands' async bodies: connect, run, report, close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import msgspec
+from redis.exceptions import RedisError
+
+from gateway.worker import deadletters, redrive, status
+from gateway.worker.connection import connect
+from gateway.worker.consumer import Consumer
+from gateway.worker.destinations import Destination
+from gateway.worker.dispatch import Dispatcher
+from gateway.worker.options import ConsumerOptions
+from gateway.worker.partitions import partition_streams
+
+log = logging.getLogger("gateway.worker")
+
+T = TypeVar("T")
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine on uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main())  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())  # type: ignore[arg-type]
+
+
+async def worker(
+    url: str,
+    partitions: int,
+    destinations: Sequence[Destination],
+    options: ConsumerOptions,
+) -> int:
+    """`gateway worker`: deliver until SIGTERM/SIGINT (or drained, in burst mode)."""
+    dispatcher = Dispatcher(destinations)
+    redis = connect(url)
+    stop = asyncio.Event()
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("worker: second %s: stopping now", signal.Signals(signum).name)
+            if main is not None:
+                main.cancel()  # the batch in hand stays pending; another worker retries it
+            return
+        log.info(
+            "worker: %s: finishing the batch in hand, then stopping",
+            signal.Signals(signum).name,
+        )
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        streams = tuple(await _retrying(lambda: partition_streams(redis, partitions), stop))
+        if not streams:
+            return 0
+        options = dataclasses.replace(options, streams=streams)
+        log.info(
+            "worker: consumer %s of group %s on %d partition(s): %s; destinations: %s; "
+            "batches of %d, retry after %gs idle, dead letter after %d attempts%s",
+            options.consumer,
+            options.group,
+            len(streams),
+            ", ".join(streams),
+            ", ".join(d.describe() for d in destinations),
+            options.batch_size,
+            options.reclaim_idle,
+            options.max_attempts,
+            " (burst: exit when drained)" if options.burst else "",
+        )
+        stats = await Consumer(redis, options, dispatcher).run(stop)
+        log.info("worker: stopped: %s", stats.line())
+        return 0
+    except asyncio.CancelledError:
+        return 130
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await dispatcher.close()
+        await redis.aclose()
+
+
+async def _retrying(make: Callable[[], Awaitable[list[str]]], stop: asyncio.Event) -> list[str]:
+    # A worker may start before Redis does; wait for it rather than exit.
+    while True:
+        try:
+            return await make()
+        except (RedisError, OSError) as exc:
+            log.warning("worker: Redis is not reachable (%s); trying again in 1s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+        if stop.is_set():
+            return []
+
+
+async def show_status(url: str, partitions: int, as_json: bool) -> int:
+    """`gateway status`."""
+    redis = connect(url)
+    try:
+        streams = await partition_streams(redis, partitions)
+        snapshot = await status.collect(redis, streams)
+    finally:
+        await redis.aclose()
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(snapshot.as_json()).decode() + "\n")
+    else:
+        sys.stdout.write(snapshot.render() + "\n")
+    return 0
+
+
+async def list_dead_letters(url: str, group: str, limit: int) -> int:
+    """`gateway dead-letters list`: one JSON line per dead letter."""
+    redis = connect(url)
+    try:
+        letters = await deadletters.read(redis, group, limit)
+    finally:
+        await redis.aclose()
+    for entry_id, letter in letters:
+        line = {
+            "dead_letter_id": entry_id,
+            "stream": letter.stream,
+            "id": letter.id,
+            "attempts": letter.attempts,
+            "destinations": list(letter.destinations),
+            "error": letter.error,
+            "failed_at": letter.failed_at,
+            "source": letter.source,
+            "data": _json_or_text(letter.data),
+        }
+        sys.stdout.write(msgspec.json.encode(line).decode() + "\n")
+    return 0
+
+
+async def redrive_dead_letters(
+    url: str,
+    group: str,
+    destinations: Sequence[Destination],
+    batch_size: int,
+    limit: int | None,
+) -> int:
+    """`gateway dead-letters redrive`: 0 when every dead letter tried was delivered."""
+    dispatcher = Dispatcher(destinations)
+    redis = connect(url)
+    try:
+        report = await redrive.redrive(redis, group, dispatcher, batch_size, limit)
+    finally:
+        await dispatcher.close()
+        await redis.aclose()
+    sys.stdout.write(f"re-drove the dead letters of group {group}: {report.line()}\n")
+    return 0 if report.failed == 0 else 1
+
+
+def _json_or_text(data: bytes) -> object:
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return data.decode(errors="replace")

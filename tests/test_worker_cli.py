@@ -1,0 +1,71 @@
+"""The worker commands' flags: mistakes are refused before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import build_parser, main
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["worker", "--destination", "stdout"], "--group is required"),
+        (["worker", "--group", "g"], "give --destination KIND"),
+        (
+            ["worker", "--group", "g", "--destination", "file", "--path", "d", "--url", "http://x"],
+            "--url: not an option of --destination file",
+        ),
+        (["worker", "--group", "g", "--destination", "http"], "missing 1 required"),
+        (
+            [
+                "worker",
+                "--group",
+                "g",
+                "--destination",
+                "http",
+                "--url",
+                "http://x",
+                "--header",
+                "no colon",
+            ],
+            "expected 'Name: value'",
+        ),
+        (
+            ["worker", "--group", "g", "--config", "c.toml", "--destination", "stdout"],
+            "either --config or --destination",
+        ),
+        (
+            [
+                "worker",
+                "--group",
+                "g",
+                "--destination",
+                "stdout",
+                "--max-attempts",
+                "0",
+                "--redis-url",
+                "redis://127.0.0.1:1",
+            ],
+            "must be 1 or more",
+        ),
+        (["status", "--data-dir", "nowhere"], "pass --redis-url"),
+    ],
+)
+def test_mistakes_exit_2_with_a_message(
+    args: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    assert error in capsys.readouterr().err
+
+
+def test_worker_flags_come_from_the_environment_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GATEWAY_GROUP", "warehouse")
+    monkeypatch.setenv("GATEWAY_RECLAIM_IDLE", "2.5")
+    monkeypatch.setenv("GATEWAY_MAX_ATTEMPTS", "4")
+    args = build_parser().parse_args(["worker", "--destination", "stdout"])
+    assert (args.group, args.reclaim_idle, args.max_attempts) == ("warehouse", 2.5, 4)
