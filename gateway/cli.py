@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway import __version__
+from gateway import __version__, pixel_url
 from gateway.embedded import EmbeddedError
 from gateway.settings import Settings, SettingsError
 from gateway.sources import SourcesError
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(commands)
+    pixel_url.add_command(commands)
     return parser
 
 
