@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import middleware, redis_client, routes
+from gateway import cors, middleware, pixel, redis_client, routes
 from gateway.committer import Committer
 from gateway.ingest import Ingest
 from gateway.keys import COMMITTER, INGEST, REDIS, SETTINGS
@@ -17,16 +17,23 @@ from gateway.sources import Sources
 
 log = logging.getLogger(__name__)
 
-RUNNER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "access_log": None}
+RUNNER_OPTIONS: dict[str, Any] = {
+    "auto_decompress": False,
+    "access_log": None,
+    "max_line_size": pixel.MAX_REQUEST_LINE,
+}
 """Options every runner of the app must use: the gateway inflates bodies itself, within
-its limits (see `gateway.body`), and logs no line per request."""
+its limits (see `gateway.body`), logs no line per request, and reads pixel URLs up to the
+message size limit."""
 
 
 def create_app(settings: Settings, sources: Sources | None = None) -> web.Application:
     """The gateway as an aiohttp application. `settings.redis_url` must be set."""
     if settings.redis_url is None:
         raise ValueError("create_app needs settings.redis_url (serve starts an embedded one)")
-    app = web.Application(middlewares=[middleware.errors], client_max_size=settings.max_batch_bytes)
+    app = web.Application(
+        middlewares=[cors.cors, middleware.errors], client_max_size=settings.max_batch_bytes
+    )
     app[SETTINGS] = settings
     app[INGEST] = Ingest(settings, sources or Sources.from_file(settings.sources))
     app.cleanup_ctx.append(_redis)

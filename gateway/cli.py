@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway import __version__
+from gateway import __version__, pixel_url
 from gateway.embedded import EmbeddedError
 from gateway.settings import Settings, SettingsError
 from gateway.sources import SourcesError
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(commands)
     _add_worker(commands)
+    pixel_url.add_command(commands)
     return parser
 
 

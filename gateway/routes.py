@@ -10,7 +10,7 @@ import re
 
 from aiohttp import web
 
-from gateway import handlers
+from gateway import cors, handlers, pixel, webhook
 from gateway.errors import ApiError
 from gateway.handlers import Handler
 
@@ -23,6 +23,8 @@ SINGLE_PATHS = {
     "alias": ("/v1/alias", "/v1/a"),
 }
 BATCH_PATHS = ("/v1/batch", "/v1/b", "/v1/import")
+BEACON_PATHS = ("/beacon/v1/batch",)
+"""RudderStack's `sendBeacon` batches (`?writeKey=`)."""
 
 Table = dict[str, dict[str, Handler]]
 """Canonical path -> method -> handler."""
@@ -35,9 +37,11 @@ def table() -> Table:
         handler = handlers.single(kind)
         for path in paths:
             routes[path] = {"POST": handler}
-    for path in BATCH_PATHS:
+    for path in BATCH_PATHS + BEACON_PATHS:
         routes[path] = {"POST": handlers.batch}
-    return routes
+    routes.update(pixel.Pixels().routes())
+    routes.update(webhook.routes())
+    return cors.with_preflight(routes)
 
 
 def add_routes(app: web.Application, routes: Table) -> None:
