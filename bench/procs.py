@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -139,3 +140,46 @@ def _listens(pid: int) -> bool:
         if target.startswith("socket:[") and target[8:-1] in listening:
             return True
     return False
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time `pid` has used so far (0 when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of the file, 12 and 13 after the command name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's reaped children (the load generators it ran)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """The share of one core each process group used between `start()` and `stop()`."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        """name -> pids; the name `load` measures the reaped children instead."""
+        self._before: dict[str, float] = {}
+        self._started = 0.0
+
+    def _read(self) -> dict[str, float]:
+        return {
+            name: children_cpu_seconds() if name == "load" else sum(map(cpu_seconds, pids))
+            for name, pids in self.groups.items()
+        }
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._before = self._read()
+
+    def stop(self) -> dict[str, float]:
+        """name -> percent of one core."""
+        elapsed = time.monotonic() - self._started
+        after = self._read()
+        return {name: 100 * (after[name] - self._before[name]) / elapsed for name in after}

@@ -28,6 +28,9 @@ class Row:
     rate: float | None = None
     """redis-benchmark rows: commands (entries) per second."""
     rss: dict[int, int] = dataclasses.field(default_factory=dict)
+    cpu: dict[str, float] = dataclasses.field(default_factory=dict)
+    """`server <pid>` for each serving process, `redis`, `load` (the load generator):
+    percent of one core during the run."""
     durable: str = ""
     """What the stream holds against what was acknowledged."""
 
@@ -58,18 +61,21 @@ def table(rows: list[Row]) -> str:
     """The Markdown table of every run."""
     lines = [
         "| server | payload | conns | load | requests/s | messages/s | p50 ms | p99 ms "
-        "| peak RSS / process | stream check |",
-        "|---|---|--:|---|--:|--:|--:|--:|---|---|",
+        "| peak RSS / process | CPU % server(s) / Redis / load gen | stream check |",
+        "|---|---|--:|---|--:|--:|--:|--:|---|---|---|",
     ]
     for row in rows:
         result = row.result
         p50 = f"{result.latency_us['p50'] / 1000:.2f}" if result else "-"
         p99 = f"{result.latency_us['p99'] / 1000:.2f}" if result else "-"
         rss = " / ".join(f"{size / MB:.0f} MB" for size in row.rss.values()) or "-"
+        servers = "+".join(f"{v:.0f}" for k, v in row.cpu.items() if k.startswith("server"))
+        others = (f"{row.cpu[k]:.0f}" if k in row.cpu else "-" for k in ("redis", "load"))
+        cpu = " / ".join([servers or "-", *others])
         lines.append(
             f"| {row.server} | {row.payload} | {row.connections or '-'} | {row.mode} "
             f"| {row.requests_per_s:,.0f} | {row.messages_per_s:,.0f} | {p50} | {p99} "
-            f"| {rss} | {row.durable or '-'} |"
+            f"| {rss} | {cpu} | {row.durable or '-'} |"
         )
     return "\n".join(lines)
 

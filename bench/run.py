@@ -31,7 +31,7 @@ from redis import Redis
 
 from bench import payloads
 from bench.loadgen import Load, WrkResult, run_redis_benchmark, run_wrk
-from bench.procs import ROOT, Server
+from bench.procs import ROOT, CpuMeter, Server
 from bench.report import MB, Row, Target, table, targets_table, write_between_markers
 from gateway.constants import events_key
 from gateway.embedded import RedisProcess, free_port, server_binary
@@ -97,6 +97,8 @@ class Harness:
         redis_server = RedisProcess(self.tmp / "redis")
         redis_server.start()
         self.redis_port = redis_server.port
+        assert redis_server.process is not None
+        self.redis_pid = redis_server.process.pid
         self.redis = Redis.from_url(redis_server.url)
         try:
             self._run_all(redis_server.url)
@@ -156,7 +158,11 @@ class Harness:
         self.redis.flushall()
         mode = "peak" if rate is None else f"paced at {rate:,.0f} req/s"
         print(f"bench: {server.name}, {load.path}, {mode}", file=sys.stderr)
+        groups = {f"server {pid}": [pid] for pid in server.serving_pids()}
+        meter = CpuMeter({**groups, "redis": [self.redis_pid], "load": []})
+        meter.start()
         result = drive(self.duration, rate)
+        cpu = meter.stop()
         row = Row(
             server=server.name,
             payload="track" if load.messages_per_request == 1 else "batch of 100",
@@ -164,6 +170,7 @@ class Harness:
             mode=mode,
             messages_per_request=load.messages_per_request,
             result=result,
+            cpu=cpu,
         )
         if rate is not None and result.late:
             row.mode += f" ({result.late} late)"
@@ -206,7 +213,10 @@ class Harness:
         estimate = run_redis_benchmark(self.redis_port, key, entry, 100_000, 16, 100).rate
         self.redis.flushall()
         requests = max(100_000, int(estimate * min(self.duration, 5) / 100) * 100)
+        meter = CpuMeter({"redis": [self.redis_pid], "load": []})
+        meter.start()
         result = run_redis_benchmark(self.redis_port, key, entry, requests, 16, 100)
+        cpu = meter.stop()
         length = int(self.redis.xlen(key))
         self.rows.append(
             Row(
@@ -216,6 +226,7 @@ class Harness:
                 mode=f"{requests:,} entries",
                 messages_per_request=100,
                 rate=result.rate,
+                cpu=cpu,
                 durable=f"XLEN {length:,}" + ("" if length == requests else " **MISMATCH**"),
             )
         )
