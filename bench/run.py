@@ -1,0 +1,389 @@
+"""The benchmark harness, one command:
+
+    python bench/run.py [--duration 10] [--connections 64] [--out docs/performance.md]
+
+Starts a Redis-compatible server, the gateway (one process, then two) and the reference
+apps, drives each with wrk, runs redis-benchmark, and prints the table (and writes it into
+--out between the result markers). Needs `wrk` and `redis-benchmark` (Debian: apt-get
+install wrk redis-tools). See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from redis import Redis
+
+from bench import payloads
+from bench.loadgen import Load, WrkResult, run_redis_benchmark, run_wrk
+from bench.procs import ROOT, CpuMeter, Server
+from bench.report import MB, Row, Target, table, targets_table, write_between_markers
+from gateway.constants import events_key
+from gateway.embedded import RedisProcess, free_port, server_binary
+
+STREAM = events_key(0)
+WARMUP_SECONDS = 2.0
+RSS_LIMIT = 150 * MB
+P99_LIMIT_MS = 10.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = _parser().parse_args(argv)
+    missing = [tool for tool in ("wrk", "redis-benchmark") if shutil.which(tool) is None]
+    if missing:
+        print(f"bench: {', '.join(missing)} not found: apt-get install wrk redis-tools")
+        return 2
+    started = time.monotonic()
+    machine = machine_facts()
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+        rows = Harness(Path(tmp), options).run()
+    elapsed = time.monotonic() - started
+    block = render(rows, machine, options, elapsed)
+    print(block)
+    if options.out != "-":
+        write_between_markers(ROOT / options.out, block)
+        print(f"\nwritten into {options.out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (10)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1: 2 cores)")
+    parser.add_argument(
+        "--out", default="docs/performance.md", help="file to write the results into, - for none"
+    )
+    return parser
+
+
+class Harness:
+    """Runs every measurement against one Redis-compatible server."""
+
+    def __init__(self, tmp: Path, options: argparse.Namespace) -> None:
+        self.tmp = tmp
+        self.duration: float = options.duration
+        self.connections: int = options.connections
+        self.threads: int = options.threads
+        self.rows: list[Row] = []
+        track = tmp / "track.json"
+        track.write_bytes(payloads.track_body())
+        batch = tmp / "batch.json"
+        batch.write_bytes(payloads.batch_body(100))
+        auth = payloads.basic_auth()
+        # Like analytics.js in a browser: text/plain (no preflight per event), Basic auth.
+        self.track = Load("/v1/t", track, "text/plain", auth, payloads.ORIGIN, 1)
+        self.batch = Load("/v1/batch", batch, "application/json", auth, None, 100)
+        self.sources = tmp / "sources.toml"
+        self.sources.write_text(payloads.sources_toml())
+
+    def run(self) -> list[Row]:
+        """Every run, in order; the rows of the table."""
+        redis_server = RedisProcess(self.tmp / "redis")
+        redis_server.start()
+        self.redis_port = redis_server.port
+        assert redis_server.process is not None
+        self.redis_pid = redis_server.process.pid
+        self.redis = Redis.from_url(redis_server.url)
+        try:
+            self._run_all(redis_server.url)
+        finally:
+            self.redis.close()
+            redis_server.stop()
+        return self.rows
+
+    def _run_all(self, url: str) -> None:
+        python = sys.executable
+        with self.server("bare aiohttp", [python, "bench/ref_bare.py", "{port}"]) as bare:
+            self.measure(bare, self.track, stores=False)
+        naive_args = [python, "bench/ref_naive.py", "{port}", url]
+        with self.server("straightforward", naive_args) as naive:
+            self.measure(naive, self.track)
+            self.measure(naive, self.batch)
+        for workers in (1, 2):
+            args = [python, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", "{port}"]
+            args += ["--redis-url", url, "--workers", str(workers), "--sources", str(self.sources)]
+            args += ["--data-dir", str(self.tmp / "gateway-data"), "--log-level", "warning"]
+            name = f"gateway, {workers} process{'es' if workers > 1 else ''}"
+            with self.server(name, args, listeners=workers) as gateway:
+                first, second = (
+                    (self.track, self.batch) if workers == 1 else (self.batch, self.track)
+                )
+                peak = self.measure(gateway, first)
+                self.measure(gateway, first, rate=peak.rate / 2, warmup=False)
+                self.measure(gateway, second)
+        self.queue_ceiling()
+
+    @contextlib.contextmanager
+    def server(self, name: str, args: list[str], listeners: int = 1) -> Iterator[Server]:
+        port = free_port()
+        args = [arg.replace("{port}", str(port)) for arg in args]
+        log = self.tmp / f"{name.replace(' ', '_').replace(',', '')}.log"
+        server = Server(name, args, port, log, listeners)
+        print(f"bench: starting {name}", file=sys.stderr)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    def measure(
+        self,
+        server: Server,
+        load: Load,
+        rate: float | None = None,
+        warmup: bool = True,
+        stores: bool = True,
+    ) -> WrkResult:
+        """One wrk run against `server` on an empty Redis; adds its row.
+
+        `rate`: paced at that many requests/s (else as fast as it goes); `stores`: the
+        server writes to the stream, so its length is checked against the answers."""
+        url = f"http://127.0.0.1:{server.port}"
+
+        def drive(seconds: float, pace: float | None) -> WrkResult:
+            nonce = _nonce()
+            return run_wrk(url, load, seconds, self.connections, self.threads, nonce, pace)
+
+        if warmup:
+            drive(WARMUP_SECONDS, rate)
+        self._settle()
+        self.redis.flushall()
+        mode = "peak" if rate is None else f"paced at {rate:,.0f} req/s"
+        print(f"bench: {server.name}, {load.path}, {mode}", file=sys.stderr)
+        groups = {f"server {pid}": [pid] for pid in server.serving_pids()}
+        meter = CpuMeter({**groups, "redis": [self.redis_pid], "load": []})
+        meter.start()
+        result = drive(self.duration, rate)
+        cpu = meter.stop()
+        row = Row(
+            server=server.name,
+            payload="track" if load.messages_per_request == 1 else "batch of 100",
+            connections=self.connections,
+            mode=mode,
+            messages_per_request=load.messages_per_request,
+            result=result,
+            cpu=cpu,
+        )
+        if rate is not None and result.late:
+            row.mode += f" ({result.late} late)"
+        row.durable = (
+            self._stream_check(result, load.messages_per_request) if stores else "no stream"
+        )
+        row.rss = server.peak_rss()
+        self.rows.append(row)
+        return result
+
+    def _settle(self, timeout: float = 10.0) -> int:
+        """Wait until the stream stops growing (requests in flight done); its length."""
+        deadline = time.monotonic() + timeout
+        length = -1
+        while time.monotonic() < deadline:
+            now = int(self.redis.xlen(STREAM))
+            if now == length:
+                return now
+            length = now
+            time.sleep(0.2)
+        return length
+
+    def _stream_check(self, result: WrkResult, per_request: int) -> str:
+        """Every acknowledged message is in the stream, and no more than were sent."""
+        length = self._settle()
+        acked = result.ok * per_request
+        sent = result.sent * per_request
+        if result.failed or not acked <= length <= sent:
+            return f"**MISMATCH**: XLEN {length:,}, 2xx {acked:,}, sent {sent:,}"
+        extra = length - acked
+        return f"XLEN = 2xx {acked:,}" + (f" + {extra:,} in flight at stop" if extra else "")
+
+    def queue_ceiling(self) -> None:
+        """redis-benchmark: pipelined XADD of the entry the gateway stores, 100 a pipeline."""
+        entry = payloads.stored_entry()
+        key = "bench:queue"
+        print("bench: redis-benchmark XADD -P 100", file=sys.stderr)
+        run_redis_benchmark(self.redis_port, key, entry, 50_000, 16, 100)  # warm-up, estimate
+        self.redis.flushall()
+        estimate = run_redis_benchmark(self.redis_port, key, entry, 100_000, 16, 100).rate
+        self.redis.flushall()
+        requests = max(100_000, int(estimate * min(self.duration, 5) / 100) * 100)
+        meter = CpuMeter({"redis": [self.redis_pid], "load": []})
+        meter.start()
+        result = run_redis_benchmark(self.redis_port, key, entry, requests, 16, 100)
+        cpu = meter.stop()
+        length = int(self.redis.xlen(key))
+        self.rows.append(
+            Row(
+                server="redis-benchmark XADD, -P 100",
+                payload="stored entry",
+                connections=16,
+                mode=f"{requests:,} entries",
+                messages_per_request=100,
+                rate=result.rate,
+                cpu=cpu,
+                durable=f"XLEN {length:,}" + ("" if length == requests else " **MISMATCH**"),
+            )
+        )
+        self.redis.flushall()
+
+
+def _nonce() -> int:
+    return int.from_bytes(os.urandom(4), "big")
+
+
+def find(rows: list[Row], server: str, payload: str, paced: bool = False) -> Row | None:
+    """The row of `server` with `payload`, at peak or paced."""
+    for row in rows:
+        if (
+            row.server == server
+            and row.payload == payload
+            and row.mode.startswith("paced") == paced
+        ):
+            return row
+    return None
+
+
+def judge(rows: list[Row]) -> list[Target]:
+    """The issue's must-show figures from this run."""
+    targets: list[Target] = []
+    bare = find(rows, "bare aiohttp", "track")
+    naive = find(rows, "straightforward", "track")
+    gw1 = find(rows, "gateway, 1 process", "track")
+    if bare and gw1:
+        ratio = gw1.requests_per_s / bare.requests_per_s
+        vs_naive = (
+            f"; {gw1.requests_per_s / naive.requests_per_s:.1f}x straightforward" if naive else ""
+        )
+        targets.append(
+            Target(
+                "track, 1 gateway process, 64 connections: >= 0.7x bare aiohttp requests/s",
+                f"{ratio:.2f}x ({gw1.requests_per_s:,.0f} vs {bare.requests_per_s:,.0f}){vs_naive}",
+                ratio >= 0.7,
+            )
+        )
+    gw2 = find(rows, "gateway, 2 processes", "batch of 100")
+    queue = next((r for r in rows if r.server.startswith("redis-benchmark")), None)
+    if gw2 and queue:
+        need = min(100_000.0, 0.5 * queue.messages_per_s)
+        targets.append(
+            Target(
+                "batches of 100, 2 processes: >= min(100k, 0.5x redis-benchmark XADD) messages/s",
+                f"{gw2.messages_per_s:,.0f} msg/s = "
+                f"{gw2.messages_per_s / queue.messages_per_s:.2f}x "
+                f"redis-benchmark ({queue.messages_per_s:,.0f}); needed {need:,.0f}",
+                gw2.messages_per_s >= need,
+            )
+        )
+    for server, payload in (
+        ("gateway, 1 process", "track"),
+        ("gateway, 2 processes", "batch of 100"),
+    ):
+        paced = find(rows, server, payload, paced=True)
+        if paced and paced.result:
+            p99 = paced.result.latency_us["p99"] / 1000
+            targets.append(
+                Target(
+                    f"p99 latency at half the peak rate ({server}, {payload}): <= 10 ms",
+                    f"{p99:.2f} ms at {paced.requests_per_s:,.0f} req/s",
+                    p99 <= P99_LIMIT_MS,
+                )
+            )
+    gateway_rss = [size for r in rows if r.server.startswith("gateway") for size in r.rss.values()]
+    if gateway_rss:
+        targets.append(
+            Target(
+                "peak RSS per gateway process under load: <= 150 MB",
+                f"{max(gateway_rss) / MB:.0f} MB at most",
+                max(gateway_rss) <= RSS_LIMIT,
+            )
+        )
+    checks = [r.durable for r in rows if r.durable.startswith(("XLEN", "**MISMATCH"))]
+    if checks:
+        bad = sum("MISMATCH" in c for c in checks)
+        targets.append(
+            Target(
+                "every 2xx answer is an entry in the stream (XLEN after each run)",
+                f"{len(checks) - bad} of {len(checks)} runs consistent",
+                bad == 0,
+            )
+        )
+    return targets
+
+
+def machine_facts() -> dict[str, str]:
+    """What the numbers depend on."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "unknown"
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in ("aiohttp", "uvloop", "msgspec", "redis", "hiredis")
+    )
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": f"{os.cpu_count()} x {cpu}",
+        "memory": memory,
+        "system": f"Linux {platform.release()}, Python {platform.python_version()}",
+        "libraries": versions,
+        "redis": _first_line([server_binary(), "--version"])
+        + " (appendonly yes, appendfsync everysec)",
+        "wrk": _first_line(["wrk", "-v"]).split(" Copyright")[0],
+        "commit": _first_line(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]),
+        "load": "load average {:.2f} {:.2f} {:.2f} before the run".format(*os.getloadavg()),
+    }
+
+
+def _first_line(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return "unknown"
+    return (
+        (done.stdout or done.stderr).strip().splitlines()[0]
+        if (done.stdout or done.stderr)
+        else "unknown"
+    )
+
+
+def render(
+    rows: list[Row], machine: dict[str, str], options: argparse.Namespace, elapsed: float
+) -> str:
+    """The results block of docs/performance.md."""
+    facts = "\n".join(f"- {key}: {value}" for key, value in machine.items())
+    return f"""### Results of the last run
+
+`python bench/run.py --duration {options.duration:g} --connections {options.connections} \
+--threads {options.threads}`: {elapsed:.0f} s in all.
+
+{facts}
+
+{table(rows)}
+
+{targets_table(judge(rows))}
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

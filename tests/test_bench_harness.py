@@ -1,0 +1,103 @@
+"""The benchmark harness's moving parts (bench/): its bodies are what the gateway accepts,
+and it reads wrk's and redis-benchmark's output right. No timing is asserted here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from redis.asyncio import Redis
+
+from bench import payloads
+from bench.loadgen import parse_redis_benchmark, parse_wrk
+from bench.report import END, START, write_between_markers
+from gateway.sources import Sources
+from tests.conftest import MakeClient, stream_messages
+
+BROWSER_HEADERS = {
+    "Authorization": payloads.basic_auth(),
+    "Content-Type": "text/plain",
+    "Origin": payloads.ORIGIN,
+}
+
+
+def bench_sources(tmp_path: Path) -> Sources:
+    path = tmp_path / "sources.toml"
+    path.write_text(payloads.sources_toml())
+    return Sources.from_file(path)
+
+
+def test_track_body_is_a_browser_sized_message_with_one_id_slot() -> None:
+    template = payloads.track_body()
+    body = payloads.fill_ids(template, nonce=0xDEADBEEF, thread=1)
+    assert template.count(payloads.ID_MARK.encode()) == 1
+    assert 800 <= len(body) <= 1000
+    message = msgspec.json.decode(body)
+    assert message["messageId"] == "ajs-next-deadbeef001000000000000000000001"
+    assert {"page", "userAgent", "library", "campaign", "locale", "screen"} <= set(
+        message["context"]
+    )
+
+
+async def test_gateway_stores_the_track_body(
+    make_client: MakeClient, redis: Redis, tmp_path: Path
+) -> None:
+    client = await make_client(sources=bench_sources(tmp_path))
+    body = payloads.fill_ids(payloads.track_body(), nonce=7)
+    answer = await client.post("/v1/t", data=body, headers=BROWSER_HEADERS)
+    assert answer.status == 200, await answer.text()
+    [stored] = await stream_messages(redis)
+    assert stored["messageId"] == payloads.wrk_id(7, 0, 1)
+    assert stored["_source"] == payloads.SOURCE_ID
+    assert stored["context"]["ip"] == "127.0.0.1"  # a browser's message, enriched
+
+
+async def test_gateway_stores_every_message_of_the_batch_body(
+    make_client: MakeClient, redis: Redis, tmp_path: Path
+) -> None:
+    client = await make_client(sources=bench_sources(tmp_path))
+    body = payloads.fill_ids(payloads.batch_body(100), nonce=8)
+    headers = {"Authorization": payloads.basic_auth(), "Content-Type": "application/json"}
+    answer = await client.post("/v1/batch", data=body, headers=headers)
+    assert answer.status == 200, await answer.text()
+    stored = await stream_messages(redis)
+    assert [m["messageId"] for m in stored] == [payloads.wrk_id(8, 0, n) for n in range(1, 101)]
+
+
+WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8080/v1/t
+  1 threads and 64 connections
+  15004 requests in 3.00s, 2.30MB read
+  Non-2xx or 3xx responses: 4
+Requests/sec:   4995.09
+BENCH_RESULT {"requests":15004,"duration_us":3000000,"bytes":2415644,\
+"errors":{"connect":0,"read":0,"write":0,"status":4,"timeout":0},\
+"latency_us":{"mean":661.0,"p50":615,"p90":1012,"p99":1629,"p999":2218,"max":3391},\
+"sent":15068,"late":2}
+"""
+
+
+def test_parse_wrk_reads_the_result_line() -> None:
+    result = parse_wrk(WRK_OUTPUT)
+    assert result.ok == 15000
+    assert result.rate == 5000.0
+    assert result.latency_us["p99"] == 1629
+    assert (result.sent, result.late, result.failed) == (15068, 2, 4)
+
+
+REDIS_BENCHMARK_CSV = (
+    '"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",'
+    '"p99_latency_ms","max_latency_ms"\n'
+    '"XADD bench:queue * data {""type"":""track"",""a"":1} source bench","116346.71",'
+    '"5.354","0.976","4.143","11.575","19.567","39.455"\n'
+)
+
+
+def test_parse_redis_benchmark_reads_the_rate() -> None:
+    assert parse_redis_benchmark(REDIS_BENCHMARK_CSV) == 116346.71
+
+
+def test_results_replace_the_block_between_the_markers(tmp_path: Path) -> None:
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"# Performance\n\nintro\n\n{START}\nold table\n{END}\n\n## After\n")
+    write_between_markers(doc, "new table")
+    assert doc.read_text() == f"# Performance\n\nintro\n\n{START}\nnew table\n{END}\n\n## After\n"
