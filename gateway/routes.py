@@ -10,7 +10,7 @@ import re
 
 from aiohttp import web
 
-from gateway import handlers
+from gateway import handlers, health
 from gateway.errors import ApiError
 from gateway.handlers import Handler
 
@@ -37,6 +37,8 @@ def table() -> Table:
             routes[path] = {"POST": handler}
     for path in BATCH_PATHS:
         routes[path] = {"POST": handlers.batch}
+    routes["/health"] = {"GET": health.health}
+    routes["/ready"] = {"GET": health.ready}
     return routes
 
 
