@@ -18,6 +18,8 @@ from redis.asyncio import Redis
 
 from gateway.constants import events_key
 from gateway.embedded import RedisProcess, free_port
+from gateway.ingest import Entry
+from gateway.spool import Spool
 from tests.conftest import MakeClient, stream_messages
 
 
@@ -167,3 +169,39 @@ async def _total(redis: Redis, partitions: int, at_least: int) -> bool:
 async def _replayed(client: Any) -> bool:
     body = await (await client.get("/ready")).json()
     return body["spool"]["replaying"] is False
+
+
+async def test_a_restart_replays_its_own_spool_and_adopts_orphaned_ones(
+    make_client: MakeClient, redis: Redis, tmp_path: Path
+) -> None:
+    # Two processes (--workers 2) spooled and died; now one process starts on the directory.
+    root = tmp_path / "data" / "spool"
+    first, second = (
+        Spool.open(root, 1 << 20, 1 << 16, "no"),
+        Spool.open(root, 1 << 20, 1 << 16, "no"),
+    )
+    await first.append([_entry("slot0-a"), _entry("slot0-b")])
+    await second.append([_entry("slot1-a")])
+    await first.close()
+    await second.close()
+
+    client = await make_client()
+    assert (await client.post("/v1/track", json=track("live"))).status == 200
+    await eventually(lambda: _xlen(redis, 0, at_least=4))
+    ids = [m["messageId"] for m in await stream_messages(redis)]
+    assert ids.index("slot0-a") < ids.index("slot0-b") < ids.index("live")  # order kept
+    assert sorted(ids) == ["live", "slot0-a", "slot0-b", "slot1-a"]
+    await eventually(lambda: _no_segments(root))
+
+
+def _entry(message_id: str) -> Entry:
+    data = msgspec.json.encode({"type": "track", "messageId": message_id, "event": "E"})
+    return Entry(events_key(0), data, "default", message_id)
+
+
+async def _no_segments(root: Path) -> bool:
+    return not _segments(root)
+
+
+def _segments(root: Path) -> list[Path]:
+    return list(root.glob("*/*.seg"))
