@@ -37,8 +37,8 @@ def table() -> Table:
             routes[path] = {"POST": handler}
     for path in BATCH_PATHS:
         routes[path] = {"POST": handlers.batch}
-    routes["/health"] = {"GET": health.health}
-    routes["/ready"] = {"GET": health.ready}
+    routes["/health"] = {"GET": health.health, "HEAD": health.health}
+    routes["/ready"] = {"GET": health.ready, "HEAD": health.ready}
     return routes
 
 
