@@ -43,6 +43,11 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--data-dir", type=Path, help="local state (default ./gateway-data)")
     serve.add_argument("--log-level", help="debug, info, warning, error (default info)")
     serve.add_argument(
+        "--redis-timeout",
+        type=float,
+        help="seconds Redis may take before messages go to the spool instead (default 2)",
+    )
+    serve.add_argument(
         "--spool-max-bytes",
         type=_size,
         help="disk the spool may use per process while Redis is away, e.g. 512M (default 1G)",
@@ -79,6 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
         partitions=args.partitions,
         data_dir=args.data_dir,
         log_level=args.log_level,
+        redis_timeout=args.redis_timeout,
         spool_max_bytes=args.spool_max_bytes,
         spool_fsync=args.spool_fsync,
         dedupe_window=args.dedupe_window,

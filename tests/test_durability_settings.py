@@ -36,7 +36,8 @@ def test_environment_and_flags() -> None:
         2.5,
     )
     flags = "serve --spool-max-bytes 1GiB --spool-fsync no --dedupe-window 60 --shutdown-grace 3"
-    args = build_parser().parse_args(flags.split())
+    args = build_parser().parse_args([*flags.split(), "--redis-timeout", "0.5"])
+    assert args.redis_timeout == 0.5
     assert (args.spool_max_bytes, args.spool_fsync, args.dedupe_window, args.shutdown_grace) == (
         1024**3,
         "no",
