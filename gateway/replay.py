@@ -71,6 +71,10 @@ class Replayer:
                 log.debug("replay: Redis not ready (%s); next try in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, MAX_DELAY)
+            except Exception:
+                # Never die: a dead replay would leave the spool to fill up unnoticed.
+                log.exception("replay failed; trying again in %.2fs", MAX_DELAY)
+                await asyncio.sleep(MAX_DELAY)
             else:
                 delay = MIN_DELAY
 

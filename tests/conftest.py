@@ -45,7 +45,9 @@ async def make_client(
     """Start a gateway on a real socket: `await make_client(partitions=2, sources=...)`."""
     clients: list[TestClient[Any, Any]] = []
 
-    async def make(sources: Sources | None = None, **overrides: Any) -> TestClient[Any, Any]:
+    async def make(
+        sources: Sources | None = None, **overrides: Any
+    ) -> TestClient[Any, Any]:
         overrides.setdefault("redis_url", redis_server.url)
         overrides.setdefault("data_dir", tmp_path / "data")
         settings = Settings.load(environ={}, **overrides)

@@ -1,6 +1,5 @@
 from tests.conftest import stream_messages
 
-
 async def test_track(client, redis):
     r = await client.post("/v1/track", json={"userId": "u1", "event": "E", "properties": {"a": 1}})
     assert r.status == 200, await r.text()
