@@ -52,7 +52,8 @@ async def main(count: int) -> None:
             await redis.aclose()
             server.stop()
     per_million = (with_keys - stream_only) * 1_000_000 / count
-    print(f"server: {info.get('server_name', 'redis')} {info.get('valkey_version') or info['redis_version']}")
+    version = info.get("valkey_version") or info["redis_version"]
+    print(f"server: {info.get('server_name', 'redis')} {version}")
     print(f"messages: {count}; key: {sample!r} ({len(sample)} bytes)")
     print(f"stream only: {stream_only / count:.1f} B/message")
     print(f"dedupe keys: {(with_keys - stream_only) / count:.1f} B/message")
