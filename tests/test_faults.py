@@ -262,8 +262,9 @@ async def test_a_torn_last_record_is_skipped_after_a_crash(
     assert "torn record" in gateway.log.read_text()
 
 
-async def test_sigterm_finishes_in_flight_requests_and_a_restart_replays_the_spool(
-    redis_process: RedisProcess, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_finishes_in_flight_requests_and_a_restart_replays_the_spool(
+    redis_process: RedisProcess, tmp_path: Path, signum: signal.Signals
 ) -> None:
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError):
@@ -284,7 +285,7 @@ async def test_sigterm_finishes_in_flight_requests_and_a_restart_replays_the_spo
 
         sends = [asyncio.create_task(send(m)) for m in messages]
         await asyncio.sleep(0.2)  # they wait for a Redis that does not answer
-        stopping.process.send_signal(signal.SIGTERM)
+        stopping.process.send_signal(signum)
         statuses = await asyncio.gather(*sends)
         exit_code = await asyncio.to_thread(stopping.process.wait, 30)
     blackhole.close()
