@@ -10,10 +10,13 @@ from aiohttp import web
 
 from gateway import cors, middleware, pixel, redis_client, routes
 from gateway.committer import Committer
+from gateway.dedupe import Writer
 from gateway.ingest import Ingest
 from gateway.keys import COMMITTER, INGEST, REDIS, SETTINGS
+from gateway.replay import Replayer
 from gateway.settings import Settings
 from gateway.sources import Sources
+from gateway.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +39,38 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     )
     app[SETTINGS] = settings
     app[INGEST] = Ingest(settings, sources or Sources.from_file(settings.sources))
-    app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_storage)
     routes.add_routes(app, routes.table())
     return app
 
 
-async def _redis(app: web.Application) -> AsyncIterator[None]:
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """Redis, the spool, the committer in front of both, and the replay between them."""
     settings = app[SETTINGS]
     assert settings.redis_url is not None
     redis = redis_client.connect(settings.redis_url, settings.redis_timeout)
     try:
         await redis.ping()
     except Exception as exc:
-        log.warning("Redis is not reachable yet (%s); answering 503 until it is", exc)
+        log.warning("Redis is not reachable yet (%s); spooling until it is", exc)
+    spool = Spool.open(
+        settings.data_dir / "spool",
+        settings.spool_max_bytes,
+        settings.spool_segment_bytes,
+        settings.spool_fsync,
+    )
+    if not spool.empty:
+        log.info("spool %s holds %d bytes to replay", spool.directory, spool.bytes)
+    spool.start()
+    writer = Writer(redis, settings.dedupe_window)
+    replayer = Replayer(redis, writer, spool, settings.redis_timeout)
+    replayer.start()
     app[REDIS] = redis
-    app[COMMITTER] = Committer(redis, settings.redis_timeout)
-    yield
-    await app[COMMITTER].close()
-    await redis.aclose()
+    app[COMMITTER] = Committer(writer, spool, settings.redis_timeout)
+    try:
+        yield
+    finally:
+        await app[COMMITTER].close()  # flush what is buffered: to Redis, else to the spool
+        await replayer.stop()
+        await spool.close()
+        await redis.aclose()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gateway import __version__, pixel_url
 from gateway.embedded import EmbeddedError
-from gateway.settings import Settings, SettingsError
+from gateway.settings import FSYNC_POLICIES, Settings, SettingsError, parse_size
 from gateway.sources import SourcesError
 from gateway.worker.cli import add_commands as _add_worker
 
@@ -46,6 +46,33 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--partitions", type=int, help="stream partitions (default 1)")
     serve.add_argument("--data-dir", type=Path, help="local state (default ./gateway-data)")
     serve.add_argument("--log-level", help="debug, info, warning, error (default info)")
+    serve.add_argument(
+        "--redis-timeout",
+        type=float,
+        help="seconds Redis may take before messages go to the spool instead (default 2)",
+    )
+    serve.add_argument(
+        "--spool-max-bytes",
+        type=_size,
+        help="disk the spool may use per process while Redis is away, e.g. 512M (default 1G)",
+    )
+    serve.add_argument(
+        "--spool-fsync",
+        choices=FSYNC_POLICIES,
+        help="fsync the spool before answering (always), every second (everysec, default) "
+        "or never (no); every policy survives a crash of the gateway process",
+    )
+    serve.add_argument(
+        "--dedupe-window",
+        type=int,
+        help="seconds a messageId is remembered per source to drop duplicates; 0: off "
+        "(default 3600)",
+    )
+    serve.add_argument(
+        "--shutdown-grace",
+        type=float,
+        help="seconds to finish in-flight requests and flush on SIGTERM/SIGINT (default 10)",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -61,9 +88,23 @@ def _serve(args: argparse.Namespace) -> int:
         partitions=args.partitions,
         data_dir=args.data_dir,
         log_level=args.log_level,
+        redis_timeout=args.redis_timeout,
+        spool_max_bytes=args.spool_max_bytes,
+        spool_fsync=args.spool_fsync,
+        dedupe_window=args.dedupe_window,
+        shutdown_grace=args.shutdown_grace,
     )
     _configure_logging(settings.log_level)
     return serve(settings)
+
+
+def _size(value: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a size: {value!r} (e.g. 1048576, 512M, 1G)"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,10 +1,15 @@
-"""Group commit: many concurrent requests share one Redis round trip.
+"""Group commit: many concurrent requests share one Redis round trip, or one spool write.
 
 Each request hands its entries to the committer and waits. The committer collects what
 arrives while the event loop runs the handlers that are ready, then sends all of it as one
-pipeline of `XADD`s, and wakes each request when its own entries are acknowledged, or
-fails it when they are not. While `max_in_flight` pipelines are outstanding, new entries
-wait for the next one, so batches grow with the load instead of the round trips.
+pipeline (see `gateway.dedupe`), and wakes each request when its entries are durable.
+While `max_in_flight` pipelines are outstanding, new entries wait for the next one, so
+batches grow with the load instead of the round trips.
+
+When Redis fails or does not answer within `timeout`, the batch is appended to the local
+spool instead, and the requests are answered once it is written there. While the spool
+holds entries not yet replayed, new batches go to the spool too, behind them, so that no
+entry overtakes one accepted before it. Only a full or failing spool makes a request fail.
 """
 
 from __future__ import annotations
@@ -13,45 +18,58 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.dedupe import Writer
 from gateway.ingest import Entry
+from gateway.spool import Spool, SpoolFull
 
 log = logging.getLogger(__name__)
 
+Batch = list[tuple[Sequence[Entry], asyncio.Future[None]]]
+
 
 class Unavailable(Exception):
-    """The entries could not be made durable in time."""
+    """The entries could not be made durable."""
 
 
 class Committer:
-    """Adds entries to their streams, many requests per pipeline."""
+    """Makes entries durable, many requests per pipeline: in Redis, else in the spool."""
 
-    def __init__(self, redis: Redis, timeout: float, max_in_flight: int = 4) -> None:
-        self._redis = redis
+    def __init__(
+        self, writer: Writer, spool: Spool, timeout: float, max_in_flight: int = 4
+    ) -> None:
+        self.spool = spool
+        self._writer = writer
         self._timeout = timeout
         self._max_in_flight = max_in_flight
-        self._pending: list[tuple[Sequence[Entry], asyncio.Future[None]]] = []
+        self._pending: Batch = []
         self._scheduled = False
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def commit(self, entries: Sequence[Entry]) -> None:
-        """Return once Redis has acknowledged every entry; `Unavailable` otherwise."""
+        """Return once every entry is durable; `Unavailable` otherwise."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((entries, future))
         self._schedule()
+        # A batch waits at most for the pipelines ahead of it and its own, each bounded by
+        # `timeout`, then for the spool; past that, something is wrong with the disk.
+        limit = 3 * self._timeout
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(limit):
                 await future
         except TimeoutError:
-            raise Unavailable(f"Redis did not acknowledge within {self._timeout:g}s") from None
+            raise Unavailable(f"not durable within {limit:g}s") from None
 
     async def close(self) -> None:
-        """Wait for the pipelines in flight."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Flush what is buffered and wait for the pipelines in flight."""
+        while self._pending or self._tasks:
+            self._schedule()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            else:
+                await asyncio.sleep(0)  # let the scheduled flush start
 
     def _schedule(self) -> None:
         if not self._scheduled and self._in_flight < self._max_in_flight:
@@ -75,32 +93,44 @@ class Committer:
         if self._pending:
             self._schedule()
 
-    async def _flush(self, batch: list[tuple[Sequence[Entry], asyncio.Future[None]]]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for entries, _ in batch:
-            for entry in entries:
-                pipe.xadd(entry.stream, {"data": entry.data, "source": entry.source})
-        try:
-            results = await pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as exc:
-            log.warning("Redis pipeline of %d requests failed: %s", len(batch), exc)
-            _fail(batch, exc)
-            return
-        position = 0
-        for entries, future in batch:
-            mine = results[position : position + len(entries)]
-            position += len(entries)
-            error = next((r for r in mine if isinstance(r, Exception)), None)
-            if future.done():
-                continue  # the request gave up waiting; its entries are in Redis all the same
-            if error is None:
-                future.set_result(None)
+    async def _flush(self, batch: Batch) -> None:
+        entries = [entry for entries, _ in batch for entry in entries]
+        # Decided when the batch leaves, not when it arrived: once anything is spooled,
+        # later batches queue behind it on disk until replay has drained the spool.
+        if self.spool.empty:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await self._writer.write(entries)
+            except (RedisError, OSError, TimeoutError) as exc:
+                # Redis may still have taken some of them (a timeout is not a refusal):
+                # the replay's dedupe drops those.
+                log.warning(
+                    "Redis did not take %d entries (%s); spooling them",
+                    len(entries),
+                    str(exc) or type(exc).__name__,
+                )
             else:
-                log.warning("Redis refused an entry: %s", error)
-                future.set_exception(Unavailable(str(error)))
+                _succeed(batch)
+                return
+        try:
+            await self.spool.append(entries)
+        except SpoolFull as exc:
+            log.warning("cannot spool %d entries: %s", len(entries), exc)
+            _fail(batch, Unavailable("Redis is unavailable and the local spool is full"))
+        except OSError as exc:
+            log.error("cannot spool %d entries: %s", len(entries), exc)
+            _fail(batch, Unavailable(f"Redis is unavailable and the spool failed: {exc}"))
+        else:
+            _succeed(batch)
 
 
-def _fail(batch: list[tuple[Sequence[Entry], asyncio.Future[None]]], exc: BaseException) -> None:
+def _succeed(batch: Batch) -> None:
     for _, future in batch:
         if not future.done():
-            future.set_exception(Unavailable(str(exc)))
+            future.set_result(None)
+
+
+def _fail(batch: Batch, exc: Unavailable) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)

@@ -10,6 +10,9 @@ EVENTS_PREFIX = "gateway:events"
 DEAD_LETTER_PREFIX = "gateway:dead"
 """Messages a worker group gave up on: `gateway:dead:{group}`."""
 
+DEDUPE_PREFIX = "gateway:dedupe"
+"""Recently seen messageIds: `gateway:dedupe:{n}:<source>:<messageId>`, same slot as the stream."""
+
 DEFAULT_SOURCE = "default"
 """The source id of every message when no sources file is configured (open mode)."""
 
@@ -22,3 +25,17 @@ def events_key(partition: int) -> str:
 def all_events_keys(partitions: int) -> list[str]:
     """The stream keys of every partition, in order."""
     return [events_key(n) for n in range(partitions)]
+
+
+def hash_tag(key: str) -> str:
+    """The `{...}` of a key, the part Redis Cluster hashes; `{key}` when it has none."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    if start == -1 or end == -1 or end == start + 1:
+        return f"{{{key}}}"  # Cluster hashes the whole key; the same text in braces hashes alike
+    return key[start : end + 1]
+
+
+def dedupe_key(stream: str, source: str, message_id: str) -> str:
+    """The key that marks `message_id` of `source` as seen; it hashes to `stream`'s slot."""
+    return f"{DEDUPE_PREFIX}:{hash_tag(stream)}:{source}:{message_id}"

@@ -57,7 +57,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 class RedisProcess:
     """A `valkey-server`/`redis-server` child process on loopback with its data in `directory`."""
 
-    def __init__(self, directory: Path, port: int | None = None, appendfsync: str = "everysec"):
+    def __init__(self, directory: Path, port: int | None = None, appendfsync: str = "always"):
         self.directory = directory.resolve()  # the server changes into it: no relative paths
         self.port = port or free_port()
         self.appendfsync = appendfsync

@@ -10,7 +10,7 @@ import re
 
 from aiohttp import web
 
-from gateway import cors, handlers, pixel, webhook
+from gateway import cors, handlers, health, pixel, webhook
 from gateway.errors import ApiError
 from gateway.handlers import Handler
 
@@ -41,6 +41,8 @@ def table() -> Table:
         routes[path] = {"POST": handlers.batch}
     routes.update(pixel.Pixels().routes())
     routes.update(webhook.routes())
+    routes["/health"] = {"GET": health.health, "HEAD": health.health}
+    routes["/ready"] = {"GET": health.ready, "HEAD": health.ready}
     return cors.with_preflight(routes)
 
 

@@ -22,8 +22,6 @@ from gateway.sources import Sources
 
 log = logging.getLogger("gateway")
 
-SHUTDOWN_TIMEOUT = 10.0
-
 
 def serve(settings: Settings) -> int:
     """Run the gateway until SIGINT or SIGTERM; the process's exit code."""
@@ -52,14 +50,19 @@ def serve(settings: Settings) -> int:
 
 
 def run_process(settings: Settings, reuse_port: bool = False) -> None:
-    """Serve on this process until a signal stops it."""
+    """Serve on this process until a signal stops it.
+
+    On SIGTERM or SIGINT it stops accepting, gives the requests in flight the grace period
+    less one Redis timeout, then flushes what is buffered (to Redis within that timeout,
+    else to the spool) and exits: within about `shutdown_grace` seconds.
+    """
     loop = _new_loop()
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         reuse_port=reuse_port,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        shutdown_timeout=max(0.0, settings.shutdown_grace - settings.redis_timeout),
         print=lambda *_: log.info(
             "gateway: listening on http://%s:%d (pid %d)",
             settings.host,
@@ -107,7 +110,7 @@ def _supervise(settings: Settings) -> None:
                 children[index] = context.Process(target=_child, args=(settings,))
                 children[index].start()
     for child in children:
-        child.join(SHUTDOWN_TIMEOUT + 5)
+        child.join(settings.shutdown_grace + 5)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

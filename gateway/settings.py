@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+FSYNC_POLICIES = ("always", "everysec", "no")
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -27,6 +29,39 @@ def _positive_float(value: str) -> float:
     number = float(value)
     if number <= 0:
         raise ValueError("must be more than 0")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+_SIZE_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(value: str) -> int:
+    """Bytes from `1048576`, `512k`, `64M`, `1G` or `1GiB` (binary units)."""
+    text = value.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = _SIZE_UNITS.get(text[-1:], 1) if text else 1
+    number = int(text[:-1] if unit > 1 else text)
+    if number < 1:
+        raise ValueError("must be 1 or more bytes")
+    return number * unit
+
+
+def _fsync_policy(value: str) -> str:
+    if value not in FSYNC_POLICIES:
+        raise ValueError(f"must be one of {', '.join(FSYNC_POLICIES)}")
+    return value
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
     return number
 
 
@@ -66,6 +101,16 @@ class Settings:
     max_batch_items: int = 2500
     max_depth: int = 64
     log_level: str = "info"
+    spool_max_bytes: int = 1024**3
+    """Disk the spool may use under `<data_dir>/spool/` (per process) before answering 503."""
+    spool_segment_bytes: int = 16 * 1024**2
+    """Size at which a spool file is closed and a new one started (replay deletes whole files)."""
+    spool_fsync: str = "everysec"
+    """`always` (fsync before answering), `everysec` (in the background) or `no` (the kernel's)."""
+    dedupe_window: int = 3600
+    """Seconds a messageId is remembered per source to drop duplicates; 0 turns dedupe off."""
+    shutdown_grace: float = 10.0
+    """Seconds a stopping process has for in-flight requests and flushing before it exits."""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -110,9 +155,17 @@ class Settings:
             "max_batch_items",
             "max_depth",
             "retry_after",
+            "spool_max_bytes",
+            "spool_segment_bytes",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}={getattr(self, name)!r}: must be 1 or more")
+        if self.spool_fsync not in FSYNC_POLICIES:
+            raise SettingsError(
+                f"spool_fsync={self.spool_fsync!r}: must be one of {', '.join(FSYNC_POLICIES)}"
+            )
+        if self.dedupe_window < 0 or self.shutdown_grace < 0:
+            raise SettingsError("dedupe_window and shutdown_grace must be 0 or more")
         if self.max_message_bytes > self.max_batch_bytes:
             raise SettingsError(
                 f"max_message_bytes={self.max_message_bytes} is larger than "
@@ -136,4 +189,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_batch_items": _positive_int,
     "max_depth": _positive_int,
     "log_level": str,
+    "spool_max_bytes": parse_size,
+    "spool_segment_bytes": parse_size,
+    "spool_fsync": _fsync_policy,
+    "dedupe_window": _non_negative_int,
+    "shutdown_grace": _non_negative_float,
 }

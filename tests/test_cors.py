@@ -101,7 +101,10 @@ async def test_a_refused_write_key_carries_the_headers(
 
 
 async def test_503_exposes_retry_after(make_client: MakeClient) -> None:
-    client = await make_client(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout=0.3)
+    # Redis unreachable and no room to spool: the one case that answers 503.
+    client = await make_client(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout=0.3, spool_max_bytes=1
+    )
     response = await client.post(
         "/v1/t", json={"event": "E", "userId": "u"}, headers={"Origin": ORIGIN}
     )

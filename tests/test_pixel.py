@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.embedded import free_port
+from gateway.keys import COMMITTER
 from gateway.pixel import GIF, decode_base64, nest
 from gateway.sources import Source, Sources
 from tests.conftest import MakeClient, stream_messages
@@ -183,10 +184,19 @@ async def test_oversize_query_string(client: TestClient[Any, Any], redis: Redis)
     assert await stream_messages(redis) == []
 
 
-async def test_redis_down_still_answers_the_gif(
+async def test_redis_down_spools_the_pixel_message(make_client: MakeClient) -> None:
+    client = await make_client(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout=0.3)
+    assert await get_gif(client, "/v1/pixel/track", data=b64(OPENED)) is None
+    assert not client.app[COMMITTER].spool.empty
+
+
+async def test_nothing_durable_still_answers_the_gif(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = await make_client(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout=0.3)
+    # Redis unreachable and no room to spool.
+    client = await make_client(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout=0.3, spool_max_bytes=1
+    )
     with caplog.at_level(logging.WARNING, logger="gateway.pixel"):
         reason = await get_gif(client, "/v1/pixel/track", data=b64(OPENED))
     assert reason is not None

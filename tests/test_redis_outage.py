@@ -1,4 +1,6 @@
-"""Redis down or hung: 503 with Retry-After within a stated bound, never a hang or a 200."""
+"""Redis down or hung with no room to spool: 503 with Retry-After within a stated bound,
+never a hang or a 200. (With room in the spool, the same outage answers 200 once the
+messages are on disk: tests/test_durability.py.)"""
 
 from __future__ import annotations
 
@@ -43,7 +45,9 @@ async def timed_post(client: TestClient[Any, Any]) -> tuple[int, dict[str, str],
 async def test_killed_redis_gives_503_then_200_when_back(
     make_client: MakeClient, own_redis: RedisProcess
 ) -> None:
-    client = await make_client(redis_url=own_redis.url, redis_timeout=TIMEOUT, retry_after=3)
+    client = await make_client(
+        redis_url=own_redis.url, redis_timeout=TIMEOUT, retry_after=3, spool_max_bytes=1
+    )
     assert (await timed_post(client))[0] == 200
 
     own_redis.kill()
@@ -65,7 +69,7 @@ async def test_killed_redis_gives_503_then_200_when_back(
 async def test_hung_redis_gives_503_within_the_timeout(
     make_client: MakeClient, own_redis: RedisProcess
 ) -> None:
-    client = await make_client(redis_url=own_redis.url, redis_timeout=TIMEOUT)
+    client = await make_client(redis_url=own_redis.url, redis_timeout=TIMEOUT, spool_max_bytes=1)
     assert (await timed_post(client))[0] == 200
     assert own_redis.process is not None
     os.kill(own_redis.process.pid, signal.SIGSTOP)  # accepts connections, never answers

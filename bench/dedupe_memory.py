@@ -1,0 +1,65 @@
+"""What the dedupe keys cost in Redis memory, measured on the embedded server.
+
+Writes N messages through `gateway.dedupe.Writer` twice, once with dedupe off and once on,
+and prints the difference in `used_memory` per million messages, and `MEMORY USAGE` of one
+key. Run: `python bench/dedupe_memory.py [N]`; results go in docs/durability.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from gateway.constants import dedupe_key, events_key
+from gateway.dedupe import Writer
+from gateway.embedded import RedisProcess
+from gateway.ingest import Entry
+
+DATA = b'{"type":"track","event":"Order Completed","userId":"user-1234","properties":{}}'
+
+
+async def used_memory(redis: Redis, count: int, window: int) -> int:
+    await redis.flushall()
+    before = int((await redis.info("memory"))["used_memory"])
+    writer = Writer(redis, window)
+    stream = events_key(0)
+    for start in range(0, count, 5000):
+        batch = [
+            Entry(stream, DATA, "web", str(uuid.uuid4())) for _ in range(min(5000, count - start))
+        ]
+        await writer.write(batch)
+    return int((await redis.info("memory"))["used_memory"]) - before
+
+
+async def main(count: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        server = RedisProcess(Path(directory), appendfsync="no")
+        server.start()
+        redis = Redis.from_url(server.url)
+        try:
+            info = await redis.info("server")
+            stream_only = await used_memory(redis, count, 0)
+            with_keys = await used_memory(redis, count, 3600)
+            sample = dedupe_key(events_key(0), "web", str(uuid.uuid4()))
+            await redis.set(sample, "1", ex=3600)
+            one_key = await redis.memory_usage(sample)
+        finally:
+            await redis.aclose()
+            server.stop()
+    per_million = (with_keys - stream_only) * 1_000_000 / count
+    version = info.get("valkey_version") or info["redis_version"]
+    print(f"server: {info.get('server_name', 'redis')} {version}")
+    print(f"messages: {count}; key: {sample!r} ({len(sample)} bytes)")
+    print(f"stream only: {stream_only / count:.1f} B/message")
+    print(f"dedupe keys: {(with_keys - stream_only) / count:.1f} B/message")
+    print(f"dedupe per million messages in the window: {per_million / 2**20:.1f} MiB")
+    print(f"MEMORY USAGE of one key: {one_key} B")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000))
