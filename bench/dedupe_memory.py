@@ -23,16 +23,17 @@ from gateway.ingest import Entry
 DATA = b'{"type":"track","event":"Order Completed","userId":"user-1234","properties":{}}'
 
 
-async def used_memory(redis: Redis, count: int, window: int) -> int:
+async def used_memory(redis: Redis, url: str, count: int, window: int) -> int:
     await redis.flushall()
     before = int((await redis.info("memory"))["used_memory"])
-    writer = Writer(redis, window)
+    writer = Writer(url, window, connect_timeout=5)
     stream = events_key(0)
     for start in range(0, count, 5000):
         batch = [
             Entry(stream, DATA, "web", str(uuid.uuid4())) for _ in range(min(5000, count - start))
         ]
         await writer.write(batch)
+    await writer.close()
     return int((await redis.info("memory"))["used_memory"]) - before
 
 
@@ -43,8 +44,8 @@ async def main(count: int) -> None:
         redis = Redis.from_url(server.url)
         try:
             info = await redis.info("server")
-            stream_only = await used_memory(redis, count, 0)
-            with_keys = await used_memory(redis, count, 3600)
+            stream_only = await used_memory(redis, server.url, count, 0)
+            with_keys = await used_memory(redis, server.url, count, 3600)
             sample = dedupe_key(events_key(0), "web", str(uuid.uuid4()))
             await redis.set(sample, "1", ex=3600)
             one_key = await redis.memory_usage(sample)

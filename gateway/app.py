@@ -62,7 +62,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     if not spool.empty:
         log.info("spool %s holds %d bytes to replay", spool.directory, spool.bytes)
     spool.start()
-    writer = Writer(redis, settings.dedupe_window)
+    writer = Writer(settings.redis_url, settings.dedupe_window, settings.redis_timeout)
     replayer = Replayer(redis, writer, spool, settings.redis_timeout)
     replayer.start()
     app[REDIS] = redis
@@ -73,4 +73,5 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await app[COMMITTER].close()  # flush what is buffered: to Redis, else to the spool
         await replayer.stop()
         await spool.close()
+        await writer.close()
         await redis.aclose()

@@ -10,15 +10,17 @@ key shares the stream's hash tag, so on a Redis Cluster both are in one slot.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+import hiredis
+from redis.exceptions import ResponseError
 
 from gateway.constants import dedupe_key
 from gateway.ingest import Entry
+from gateway.resp import RespConnection, command
 
 SCRIPT = """
 -- KEYS[1]: the stream; KEYS[1 + i]: the dedupe key of entry i
@@ -38,57 +40,81 @@ end
 return added
 """
 SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
+_SHA = SHA.encode()
 
 CHUNK = 256
 """Entries per script call: a call blocks Redis while it runs, so keep each one short."""
 
 
 class Writer:
-    """Adds entries to their streams, skipping recent duplicates, in one pipeline per call."""
+    """Adds entries to their streams, skipping recent duplicates, in one pipeline per call.
 
-    def __init__(self, redis: Redis, window: int) -> None:
-        self._redis = redis
-        self._window = window
+    It talks to Redis over one lean pipelined connection (`gateway.resp`): the hot path's
+    cost per message is mostly here. Several calls may be in flight on it at once.
+    """
+
+    def __init__(self, url: str, window: int, connect_timeout: float) -> None:
+        self._url = url
+        self._window = b"%d" % window
+        self._connect_timeout = connect_timeout
+        self._connection: RespConnection | None = None
+        self._connecting = asyncio.Lock()
 
     async def write(self, entries: Sequence[Entry]) -> int:
         """Add `entries` (in order per stream); the number added, duplicates left out.
 
-        Raises what Redis raises (`RedisError`, `OSError`) when any part fails; parts may
-        have been added then, and writing all of it again adds none of them twice.
+        Raises `ResponseError` when Redis refuses a part, `OSError` when the connection
+        fails; parts may have been added then, and writing all of it again adds none of
+        them twice.
         """
-        calls = list(self._calls(entries))
+        calls = self._calls(entries)
         results = await self._run(calls)
         missing = [
             call
             for call, result in zip(calls, results, strict=True)
-            if isinstance(result, NoScriptError)
+            if isinstance(result, hiredis.ReplyError) and str(result).startswith("NOSCRIPT")
         ]
         if missing:  # a restarted or failed-over server has forgotten the script
-            await self._redis.script_load(SCRIPT)
-            results = [r for r in results if not isinstance(r, NoScriptError)]
+            await self._run([command(b"SCRIPT", b"LOAD", SCRIPT.encode())])
+            results = [r for r in results if not isinstance(r, hiredis.ReplyError)]
             results += await self._run(missing)
         for result in results:
-            if isinstance(result, Exception):
-                raise result
+            if isinstance(result, hiredis.ReplyError):
+                raise ResponseError(str(result))
         return sum(int(result) for result in results)
 
-    def _calls(self, entries: Sequence[Entry]) -> list[list[Any]]:
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._connection is not None:
+            self._connection.close()
+
+    def _calls(self, entries: Sequence[Entry]) -> list[bytes]:
         by_stream: dict[str, list[Entry]] = {}
         for entry in entries:
             by_stream.setdefault(entry.stream, []).append(entry)
-        calls: list[list[Any]] = []
+        calls: list[bytes] = []
         for stream, group in by_stream.items():
+            stream_key = stream.encode()
             for start in range(0, len(group), CHUNK):
                 chunk = group[start : start + CHUNK]
-                keys = [dedupe_key(stream, e.source, e.message_id) for e in chunk]
-                args: list[Any] = [self._window]
+                keys = [dedupe_key(stream, e.source, e.message_id).encode() for e in chunk]
+                args = [self._window]
                 for entry in chunk:
-                    args += (entry.data, entry.source)
-                calls.append([1 + len(chunk), stream, *keys, *args])
+                    args += (entry.data, entry.source.encode())
+                calls.append(
+                    command(b"EVALSHA", _SHA, b"%d" % (1 + len(chunk)), stream_key, *keys, *args)
+                )
         return calls
 
-    async def _run(self, calls: list[list[Any]]) -> list[Any]:
-        pipe = self._redis.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(SHA, *call)
-        return list(await pipe.execute(raise_on_error=False))
+    async def _run(self, calls: list[bytes]) -> list[Any]:
+        connection = await self._connect()
+        return await connection.execute(b"".join(calls), len(calls))
+
+    async def _connect(self) -> RespConnection:
+        connection = self._connection
+        if connection is not None and not connection.closed:
+            return connection
+        async with self._connecting:
+            if self._connection is None or self._connection.closed:
+                self._connection = await RespConnection.open(self._url, self._connect_timeout)
+            return self._connection
