@@ -42,7 +42,9 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--redis-url", help="redis://host:port/db of your Redis or Valkey")
     serve.add_argument("--sources", type=Path, help="TOML file of sources and writeKeys")
-    serve.add_argument("--workers", type=int, help="processes sharing the port (default 1)")
+    serve.add_argument(
+        "--workers", type=int, help="processes sharing the port (default: one per core)"
+    )
     serve.add_argument("--partitions", type=int, help="stream partitions (default 1)")
     serve.add_argument("--data-dir", type=Path, help="local state (default ./gateway-data)")
     serve.add_argument("--log-level", help="debug, info, warning, error (default info)")

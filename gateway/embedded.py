@@ -151,11 +151,18 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
-    # Linux: the server gets SIGTERM when the gateway dies, even by SIGKILL, so it never
-    # outlives it holding the data directory.
+def die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent process dies, even by SIGKILL.
+
+    The embedded server and `--workers` children call it so that none of them outlives
+    the gateway, holding the data directory or the port.
+    """
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _die_with_parent() -> None:
+    die_with_parent()
     os.setpgid(0, 0)  # and Ctrl-C in a terminal reaches the gateway, which stops it in order

@@ -16,7 +16,7 @@ from types import FrameType
 from aiohttp import web
 
 from gateway.app import RUNNER_OPTIONS, create_app
-from gateway.embedded import embedded_redis
+from gateway.embedded import die_with_parent, embedded_redis
 from gateway.settings import Settings
 from gateway.sources import Sources
 
@@ -77,6 +77,7 @@ def run_process(settings: Settings, reuse_port: bool = False) -> None:
 
 def _child(settings: Settings) -> None:
     os.setpgid(0, 0)  # Ctrl-C reaches the supervisor only, which stops the children in order
+    die_with_parent()
     _configure_logging(settings.log_level)
     run_process(settings, reuse_port=True)
 

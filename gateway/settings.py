@@ -88,7 +88,8 @@ class Settings:
     port: int = 8080
     redis_url: str | None = None
     sources: Path | None = None
-    workers: int = 1
+    workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    """Processes sharing the port; one per core unless told otherwise."""
     partitions: int = 1
     data_dir: Path = Path("gateway-data")
     trusted_proxies: tuple[IPNetwork, ...] = ()

@@ -51,6 +51,8 @@ class Gateway:
             "-m",
             "gateway",
             "serve",
+            "--workers",
+            "1",  # one process: a SIGKILL of it is the crash under test
             "--redis-url",
             redis_url,
             "--port",

@@ -65,8 +65,8 @@ async def post_batch(client: Any, messages: list[dict[str, Any]]) -> None:
 async def serve(redis_url: str, data_dir: Path) -> AsyncIterator[str]:
     """`gateway serve` as a subprocess; yields its base URL once it answers."""
     port = free_port()
-    process = await start("serve", "--redis-url", redis_url, "--port", str(port),
-                          "--partitions", "2", "--data-dir", str(data_dir))  # fmt: skip
+    process = await start("serve", "--workers", "1", "--redis-url", redis_url, "--port",
+                          str(port), "--partitions", "2", "--data-dir", str(data_dir))  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_for_line(process, "listening on")
