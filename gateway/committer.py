@@ -47,6 +47,10 @@ class Committer:
         self._scheduled = False
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.flushes = 0
+        """Pipelines (or spool writes) sent so far: far fewer than requests under load."""
+        self.requests = 0
+        """Requests whose entries were handed to a flush."""
 
     async def commit(self, entries: Sequence[Entry]) -> None:
         """Return once every entry is durable; `Unavailable` otherwise."""
@@ -94,6 +98,8 @@ class Committer:
             self._schedule()
 
     async def _flush(self, batch: Batch) -> None:
+        self.flushes += 1
+        self.requests += len(batch)
         entries = [entry for entries, _ in batch for entry in entries]
         # Decided when the batch leaves, not when it arrived: once anything is spooled,
         # later batches queue behind it on disk until replay has drained the spool.
