@@ -348,7 +348,7 @@ def machine_facts() -> dict[str, str]:
         "system": f"Linux {platform.release()}, Python {platform.python_version()}",
         "libraries": versions,
         "redis": _first_line([server_binary(), "--version"])
-        + " (appendonly yes, appendfsync everysec)",
+        + f" (appendonly yes, appendfsync {RedisProcess(ROOT).appendfsync})",
         "wrk": _first_line(["wrk", "-v"]).split(" Copyright")[0],
         "commit": _first_line(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]),
         "load": "load average {:.2f} {:.2f} {:.2f} before the run".format(*os.getloadavg()),
