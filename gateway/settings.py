@@ -18,25 +18,24 @@ class SettingsError(ValueError):
     """A configuration value that cannot be used; the message names the key and the value."""
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError("must be 1 or more")
-    return number
+def _number(
+    convert: Callable[[str], float], accept: Callable[[float], bool], rule: str
+) -> Callable[[str], Any]:
+    """A parser of numbers by `convert` that refuses those `accept` rejects, saying `rule`."""
+
+    def parse(value: str) -> Any:
+        number = convert(value)
+        if not accept(number):
+            raise ValueError(rule)
+        return number
+
+    return parse
 
 
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise ValueError("must be more than 0")
-    return number
-
-
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError("must be 0 or more")
-    return number
+_positive_int = _number(int, lambda n: n >= 1, "must be 1 or more")
+_positive_float = _number(float, lambda n: n > 0, "must be more than 0")
+_non_negative_int = _number(int, lambda n: n >= 0, "must be 0 or more")
+_non_negative_float = _number(float, lambda n: n >= 0, "must be 0 or more")
 
 
 _SIZE_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -56,13 +55,6 @@ def _fsync_policy(value: str) -> str:
     if value not in FSYNC_POLICIES:
         raise ValueError(f"must be one of {', '.join(FSYNC_POLICIES)}")
     return value
-
-
-def _non_negative_float(value: str) -> float:
-    number = float(value)
-    if number < 0:
-        raise ValueError("must be 0 or more")
-    return number
 
 
 def _networks(value: str) -> tuple[IPNetwork, ...]:
