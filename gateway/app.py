@@ -8,11 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import cors, middleware, pixel, redis_client, routes
+from gateway import cors, middleware, observe, pixel, redis_client, routes
 from gateway.committer import Committer
 from gateway.dedupe import Writer
 from gateway.ingest import Ingest
-from gateway.keys import COMMITTER, INGEST, REDIS, SETTINGS
+from gateway.keys import COMMITTER, INGEST, METRICS, REDIS, SETTINGS
+from gateway.metrics import Metrics
 from gateway.replay import Replayer
 from gateway.settings import Settings
 from gateway.sources import Sources
@@ -34,14 +35,24 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     """The gateway as an aiohttp application. `settings.redis_url` must be set."""
     if settings.redis_url is None:
         raise ValueError("create_app needs settings.redis_url (serve starts an embedded one)")
+    metrics = Metrics()
     app = web.Application(
-        middlewares=[cors.cors, middleware.errors], client_max_size=settings.max_batch_bytes
+        middlewares=[observe.middleware(metrics.tally), cors.cors, middleware.errors],
+        client_max_size=settings.max_batch_bytes,
     )
     app[SETTINGS] = settings
+    app[METRICS] = metrics
     app[INGEST] = Ingest(settings, sources or Sources.from_file(settings.sources))
+    app.cleanup_ctx.append(_metrics)  # first in, last out: its last push sees the last flush
     app.cleanup_ctx.append(_storage)
     routes.add_routes(app, routes.table())
     return app
+
+
+async def _metrics(app: web.Application) -> AsyncIterator[None]:
+    """Push the counted metrics while the app runs (see `gateway.metrics`)."""
+    async with app[METRICS].pushing():
+        yield
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -65,8 +76,10 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     writer = Writer(settings.redis_url, settings.dedupe_window, settings.redis_timeout)
     replayer = Replayer(redis, writer, spool, settings.redis_timeout)
     replayer.start()
+    metrics = app[METRICS]
+    metrics.replayed = lambda: replayer.replayed
     app[REDIS] = redis
-    app[COMMITTER] = Committer(writer, spool, settings.redis_timeout)
+    app[COMMITTER] = Committer(writer, spool, settings.redis_timeout, metrics.tally)
     try:
         yield
     finally:

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway import __version__, pixel_url
+from gateway import __version__, logs, pixel_url
 from gateway.embedded import EmbeddedError
+from gateway.logs import LOG_FORMATS
 from gateway.settings import FSYNC_POLICIES, Settings, SettingsError, parse_size
 from gateway.sources import SourcesError
 from gateway.worker.cli import add_commands as _add_worker
@@ -49,6 +50,12 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--data-dir", type=Path, help="local state (default ./gateway-data)")
     serve.add_argument("--log-level", help="debug, info, warning, error (default info)")
     serve.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="json (one object a line), text, or auto: text on a terminal, else json "
+        "(default auto)",
+    )
+    serve.add_argument(
         "--redis-timeout",
         type=float,
         help="seconds Redis may take before messages go to the spool instead (default 2)",
@@ -79,7 +86,7 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.server import _configure_logging, serve
+    from gateway.server import serve
 
     settings = Settings.load(
         host=args.host,
@@ -90,13 +97,14 @@ def _serve(args: argparse.Namespace) -> int:
         partitions=args.partitions,
         data_dir=args.data_dir,
         log_level=args.log_level,
+        log_format=args.log_format,
         redis_timeout=args.redis_timeout,
         spool_max_bytes=args.spool_max_bytes,
         spool_fsync=args.spool_fsync,
         dedupe_window=args.dedupe_window,
         shutdown_grace=args.shutdown_grace,
     )
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     return serve(settings)
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
 from gateway.dedupe import Writer
 from gateway.ingest import Entry
+from gateway.metrics import Tally
 from gateway.spool import Spool, SpoolFull
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,15 @@ class Committer:
     """Makes entries durable, many requests per pipeline: in Redis, else in the spool."""
 
     def __init__(
-        self, writer: Writer, spool: Spool, timeout: float, max_in_flight: int = 4
+        self,
+        writer: Writer,
+        spool: Spool,
+        timeout: float,
+        tally: Tally | None = None,
+        max_in_flight: int = 4,
     ) -> None:
         self.spool = spool
+        self.tally = tally or Tally()
         self._writer = writer
         self._timeout = timeout
         self._max_in_flight = max_in_flight
@@ -54,6 +62,7 @@ class Committer:
 
     async def commit(self, entries: Sequence[Entry]) -> None:
         """Return once every entry is durable; `Unavailable` otherwise."""
+        start = time.perf_counter()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((entries, future))
         self._schedule()
@@ -64,7 +73,9 @@ class Committer:
             async with asyncio.timeout(limit):
                 await future
         except TimeoutError:
+            self.tally.reject("unavailable", len(entries))
             raise Unavailable(f"not durable within {limit:g}s") from None
+        self.tally.latency.observe(time.perf_counter() - start)
 
     async def close(self) -> None:
         """Flush what is buffered and wait for the pipelines in flight."""
@@ -101,42 +112,71 @@ class Committer:
         self.flushes += 1
         self.requests += len(batch)
         entries = [entry for entries, _ in batch for entry in entries]
+        tally = self.tally
+        tally.flush_sizes.observe(len(entries))
         # Decided when the batch leaves, not when it arrived: once anything is spooled,
         # later batches queue behind it on disk until replay has drained the spool.
         if self.spool.empty:
             try:
                 async with asyncio.timeout(self._timeout):
-                    await self._writer.write(entries)
+                    added = await self._writer.write(entries)
             except (RedisError, OSError, TimeoutError) as exc:
                 # Redis may still have taken some of them (a timeout is not a refusal):
                 # the replay's dedupe drops those.
+                tally.redis_error(exc)
                 log.warning(
                     "Redis did not take %d entries (%s); spooling them",
                     len(entries),
                     str(exc) or type(exc).__name__,
+                    extra={"event": "redis_down", "entries": len(entries)},
                 )
             else:
-                _succeed(batch)
+                tally.accepted_redis += _succeed(batch)
+                tally.duplicates += len(entries) - added
                 return
         try:
             await self.spool.append(entries)
         except SpoolFull as exc:
-            log.warning("cannot spool %d entries: %s", len(entries), exc)
-            _fail(batch, Unavailable("Redis is unavailable and the local spool is full"))
+            log.warning(
+                "cannot spool %d entries: %s",
+                len(entries),
+                exc,
+                extra={"event": "spool_full", "entries": len(entries)},
+            )
+            tally.reject(
+                "unavailable",
+                _fail(batch, Unavailable("Redis is unavailable and the local spool is full")),
+            )
         except OSError as exc:
-            log.error("cannot spool %d entries: %s", len(entries), exc)
-            _fail(batch, Unavailable(f"Redis is unavailable and the spool failed: {exc}"))
+            log.error(
+                "cannot spool %d entries: %s",
+                len(entries),
+                exc,
+                extra={"event": "spool_failed", "entries": len(entries)},
+            )
+            tally.reject(
+                "unavailable",
+                _fail(batch, Unavailable(f"Redis is unavailable and the spool failed: {exc}")),
+            )
         else:
-            _succeed(batch)
+            tally.accepted_spool += _succeed(batch)
 
 
-def _succeed(batch: Batch) -> None:
-    for _, future in batch:
+def _succeed(batch: Batch) -> int:
+    """Wake the requests still waiting; the number of their entries."""
+    succeeded = 0
+    for entries, future in batch:
         if not future.done():
             future.set_result(None)
+            succeeded += len(entries)
+    return succeeded
 
 
-def _fail(batch: Batch, exc: Unavailable) -> None:
-    for _, future in batch:
+def _fail(batch: Batch, exc: Unavailable) -> int:
+    """Fail the requests still waiting; the number of their entries."""
+    failed = 0
+    for entries, future in batch:
         if not future.done():
             future.set_exception(exc)
+            failed += len(entries)
+    return failed

@@ -12,7 +12,7 @@ from gateway.committer import Unavailable
 from gateway.enrich import Arrival
 from gateway.errors import partial, success, unavailable
 from gateway.ingest import Entry
-from gateway.keys import COMMITTER, INGEST
+from gateway.keys import COMMITTER, INGEST, METRICS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -59,4 +59,7 @@ async def batch(request: web.Request) -> web.StreamResponse:
     entries, errors = ingest.batch(body, arrival_of(request))
     if entries:
         await commit(request, entries)
-    return partial(len(entries), errors) if errors else success()
+    if errors:
+        request.app[METRICS].tally.refused_items(errors)
+        return partial(len(entries), errors)
+    return success()

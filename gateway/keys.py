@@ -7,9 +7,11 @@ from redis.asyncio import Redis
 
 from gateway.committer import Committer
 from gateway.ingest import Ingest
+from gateway.metrics import Metrics
 from gateway.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 INGEST = web.AppKey("ingest", Ingest)
 REDIS = web.AppKey("redis", Redis)
 COMMITTER = web.AppKey("committer", Committer)
+METRICS = web.AppKey("metrics", Metrics)

@@ -22,7 +22,7 @@ from aiohttp import web
 from gateway import handlers
 from gateway.errors import ApiError, bad_request, too_large
 from gateway.handlers import Handler
-from gateway.keys import INGEST
+from gateway.keys import INGEST, METRICS
 from gateway.validate import TYPES, check_depth, decode_object
 
 log = logging.getLogger(__name__)
@@ -78,14 +78,18 @@ class Pixels:
         # Counted by status alone: a reason may name an address or a size, and a count
         # per distinct text would grow without bound.
         self.rejected[f"{error.status} {error.error}"] += 1
-        # The path only: the query string may hold the writeKey.
+        request.app[METRICS].tally.refused(error)
+        # The path only: the query string may hold the writeKey. The details may quote
+        # a value of the message: only at debug.
         log.warning(
-            "pixel %s refused: %s%s (%d pixels refused so far)",
+            "pixel %s refused: %s (%d pixels refused so far)",
             request.path,
             reason,
-            f" ({error.details})" if error.details else "",
             self.rejected.total(),
+            extra={"event": "pixel_rejected"},
         )
+        if error.details:
+            log.debug("pixel %s refused: %s", request.path, error.details)
         return gif(reason)
 
 

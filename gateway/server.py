@@ -9,12 +9,12 @@ import logging
 import multiprocessing
 import os
 import signal
-import sys
 import time
 from types import FrameType
 
 from aiohttp import web
 
+from gateway import logs, multiprocess
 from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.embedded import die_with_parent, embedded_redis
 from gateway.settings import Settings
@@ -31,7 +31,7 @@ def serve(settings: Settings) -> int:
         if sources.open
         else (f"{len(sources)} sources from {settings.sources}")
     )
-    log.info("gateway: %s", mode)
+    log.info("gateway: %s", mode, extra={"event": "startup", "workers": settings.workers})
     with contextlib.ExitStack() as stack:
         if settings.redis_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -40,12 +40,14 @@ def serve(settings: Settings) -> int:
                 "gateway: no --redis-url given; started the embedded server at %s (data in %s)",
                 url,
                 (settings.data_dir / "redis").resolve(),
+                extra={"event": "embedded_redis"},
             )
             settings = dataclasses.replace(settings, redis_url=url)
         if settings.workers == 1:
             run_process(settings)
         else:
             _supervise(settings)
+    log.info("gateway: stopped", extra={"event": "shutdown"})
     return 0
 
 
@@ -68,6 +70,7 @@ def run_process(settings: Settings, reuse_port: bool = False) -> None:
             settings.host,
             settings.port,
             os.getpid(),
+            extra={"event": "listening"},
         ),
         backlog=1024,
         loop=loop,
@@ -78,18 +81,27 @@ def run_process(settings: Settings, reuse_port: bool = False) -> None:
 def _child(settings: Settings) -> None:
     os.setpgid(0, 0)  # Ctrl-C reaches the supervisor only, which stops the children in order
     die_with_parent()
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     run_process(settings, reuse_port=True)
 
 
 def _supervise(settings: Settings) -> None:
-    """N processes share the port (SO_REUSEPORT); a dead one is replaced, a signal stops all."""
+    """N processes share the port (SO_REUSEPORT); a dead one is replaced, a signal stops all.
+
+    Their metrics add up through one multiprocess directory (see `gateway.multiprocess`).
+    """
+    with multiprocess.metrics_dir() as directory:
+        _run_children(settings, directory)
+
+
+def _run_children(settings: Settings, metrics_dir: os.PathLike[str]) -> None:
     context = multiprocessing.get_context("spawn")
     stopping = False
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
+        log.info("gateway: stopping %d processes", len(children), extra={"event": "stopping"})
         for child in children:
             if child.is_alive():
                 child.terminate()  # each child stops gracefully on SIGTERM
@@ -107,11 +119,14 @@ def _supervise(settings: Settings) -> None:
                     "gateway: process %s exited with %s; starting another",
                     child.pid,
                     child.exitcode,
+                    extra={"event": "process_exited", "exit_code": child.exitcode},
                 )
+                multiprocess.process_dead(child.pid, metrics_dir)
                 children[index] = context.Process(target=_child, args=(settings,))
                 children[index].start()
     for child in children:
         child.join(settings.shutdown_grace + 5)
+        multiprocess.process_dead(child.pid, metrics_dir)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -120,11 +135,3 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )

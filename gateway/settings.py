@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gateway.logs import LOG_FORMATS
+
 FSYNC_POLICIES = ("always", "everysec", "no")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,6 +59,12 @@ def _fsync_policy(value: str) -> str:
     return value
 
 
+def _log_format(value: str) -> str:
+    if value not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+    return value
+
+
 def _networks(value: str) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip())
 
@@ -94,6 +102,8 @@ class Settings:
     max_batch_items: int = 2500
     max_depth: int = 64
     log_level: str = "info"
+    log_format: str = "auto"
+    """`json`, `text`, or `auto`: text on a terminal, JSON otherwise (see `gateway.logs`)."""
     spool_max_bytes: int = 1024**3
     """Disk the spool may use under `<data_dir>/spool/` (per process) before answering 503."""
     spool_segment_bytes: int = 16 * 1024**2
@@ -153,6 +163,10 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}={getattr(self, name)!r}: must be 1 or more")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"log_format={self.log_format!r}: must be one of {', '.join(LOG_FORMATS)}"
+            )
         if self.spool_fsync not in FSYNC_POLICIES:
             raise SettingsError(
                 f"spool_fsync={self.spool_fsync!r}: must be one of {', '.join(FSYNC_POLICIES)}"
@@ -182,6 +196,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_batch_items": _positive_int,
     "max_depth": _positive_int,
     "log_level": str,
+    "log_format": _log_format,
     "spool_max_bytes": parse_size,
     "spool_segment_bytes": parse_size,
     "spool_fsync": _fsync_policy,

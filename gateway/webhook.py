@@ -20,7 +20,7 @@ from gateway import __version__, handlers
 from gateway.body import read_body
 from gateway.errors import bad_request, partial, success, too_large
 from gateway.handlers import Handler
-from gateway.keys import INGEST
+from gateway.keys import INGEST, METRICS
 from gateway.sources import Source
 from gateway.validate import TYPES, check_depth, may_nest_past
 
@@ -52,7 +52,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
         entries, errors = ingest.batch(raw, arrival)
         if entries:
             await handlers.commit(request, entries)
-        return partial(len(entries), errors) if errors else success()
+        if errors:
+            request.app[METRICS].tally.refused_items(errors)
+            return partial(len(entries), errors)
+        return success()
     if len(raw) > settings.max_message_bytes:
         raise too_large(
             f"Message is larger than {settings.max_message_bytes} bytes",

@@ -1,0 +1,191 @@
+"""`GET /metrics`: the counted metrics, and what is read at scrape time.
+
+Counted (see `gateway.metrics`): from this process's registry, or with `--workers N`
+from every process's multiprocess files, summed (see `gateway.multiprocess`).
+
+Read at scrape time, the same whichever process answers:
+- the spool on disk, every process's slot under `<data-dir>/spool/` (orphans included);
+- from Redis: each partition's length, and per consumer group and partition its lag
+  (entries not yet delivered), pending entries and consumers, and its dead letters.
+  Lag is a fact about Redis, not about a process: reading it here means it is reported
+  even while every worker of a group is down, which is when it matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.constants import all_events_keys
+from gateway.keys import METRICS, REDIS, SETTINGS
+from gateway.multiprocess import current_dir
+from gateway.spool import SUFFIX
+from gateway.worker.deadletters import dead_letter_key
+
+REDIS_TIMEOUT = 1.0
+"""Seconds a scrape waits for Redis before it answers without the Redis gauges."""
+
+
+class Families(Collector):
+    """Collectors and ready-made families as one collector, for one scrape."""
+
+    def __init__(self, collectors: Sequence[Collector], families: Sequence[Metric]) -> None:
+        self._collectors = collectors
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        """Every collector's metrics, then the families."""
+        for collector in self._collectors:
+            yield from collector.collect()
+        yield from self._families
+
+
+def render(request: web.Request, collector: Collector) -> web.Response:
+    """The exposition of `collector` in the format the scraper asks for."""
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return web.Response(body=encode(collector), headers={"Content-Type": content_type})
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """`GET /metrics`."""
+    app = request.app
+    settings = app[SETTINGS]
+    counted = app[METRICS]
+    counted.push()  # this process's counts are exact; the others' at most a push behind
+    directory = current_dir()
+    source: Collector = (
+        MultiProcessCollector(None, str(directory))  # type: ignore[no-untyped-call]
+        if directory is not None
+        else counted.registry
+    )
+    streams = all_events_keys(settings.partitions)
+    families = spool_families(settings.data_dir / "spool")
+    families += await redis_families(app[REDIS], streams, within=REDIS_TIMEOUT)
+    return render(request, Families([source], families))
+
+
+def spool_families(root: Path) -> list[Metric]:
+    """Bytes and segment files waiting for replay in every slot under `root`."""
+    size = segments = 0
+    for slot in _entries(root):
+        if not slot.is_dir():
+            continue
+        for entry in _entries(Path(slot.path)):
+            if entry.name.endswith(SUFFIX):
+                with_data = _size(entry)
+                if with_data:
+                    size += with_data
+                    segments += 1
+    return [
+        GaugeMetricFamily(
+            "gateway_spool_bytes",
+            "Bytes in the spool waiting for replay, all processes on this data dir.",
+            value=size,
+        ),
+        GaugeMetricFamily(
+            "gateway_spool_segments",
+            "Spool files waiting for replay (each holds up to --spool-segment-bytes).",
+            value=segments,
+        ),
+    ]
+
+
+async def redis_families(
+    redis: Redis, streams: Sequence[str], within: float, group: str | None = None
+) -> list[Metric]:
+    """Stream lengths, and per group (or only `group`) lag, pending, consumers, dead letters.
+
+    `gateway_redis_up` is 0 and the rest left out when Redis does not answer `within` seconds.
+    """
+    up = GaugeMetricFamily("gateway_redis_up", "1 when Redis answered this scrape's reads, else 0.")
+    try:
+        async with asyncio.timeout(within):
+            families = await _read_redis(redis, streams, group)
+    except (RedisError, OSError, TimeoutError):
+        up.add_metric([], 0)
+        return [up]
+    up.add_metric([], 1)
+    return [up, *families]
+
+
+async def _read_redis(redis: Redis, streams: Sequence[str], only: str | None) -> list[Metric]:
+    pipe = redis.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xlen(stream)
+        pipe.xinfo_groups(stream)
+    replies = await pipe.execute(raise_on_error=False)
+    length = GaugeMetricFamily(
+        "gateway_stream_length", "Entries in each partition stream.", labels=["stream"]
+    )
+    lag = GaugeMetricFamily(
+        "gateway_group_lag",
+        "Entries of a partition not yet delivered to a consumer group.",
+        labels=["group", "stream"],
+    )
+    pending = GaugeMetricFamily(
+        "gateway_group_pending",
+        "Entries delivered to a group's consumers and not yet acknowledged.",
+        labels=["group", "stream"],
+    )
+    consumers = GaugeMetricFamily(
+        "gateway_group_consumers",
+        "Consumers of a group on a partition.",
+        labels=["group", "stream"],
+    )
+    groups: set[str] = set()
+    for index, stream in enumerate(streams):
+        count, infos = replies[2 * index], replies[2 * index + 1]
+        if isinstance(count, Exception):
+            raise count
+        length.add_metric([stream], int(count))
+        for info in [] if isinstance(infos, Exception) else infos:  # no stream: no groups
+            name = _text(info["name"])
+            if only is not None and name != only:
+                continue
+            groups.add(name)
+            labels = [name, stream]
+            if info.get("lag") is not None:  # Redis cannot tell after deletions
+                lag.add_metric(labels, int(info["lag"]))
+            pending.add_metric(labels, int(info["pending"]))
+            consumers.add_metric(labels, int(info["consumers"]))
+    dead = GaugeMetricFamily(
+        "gateway_dead_letters", "Messages in a group's dead-letter stream.", labels=["group"]
+    )
+    if groups:
+        pipe = redis.pipeline(transaction=False)
+        names = sorted(groups)
+        for name in names:
+            pipe.xlen(dead_letter_key(name))
+        for name, count in zip(names, await pipe.execute(), strict=True):
+            dead.add_metric([name], int(count))
+    return [length, lag, pending, consumers, dead]
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+def _size(entry: os.DirEntry[str]) -> int:
+    try:
+        return entry.stat().st_size
+    except OSError:  # replayed and deleted meanwhile
+        return 0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
