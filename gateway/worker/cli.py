@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import os
 import socket
 import sys
@@ -19,7 +18,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from gateway import logs
 from gateway.constants import all_events_keys
+from gateway.logs import LOG_FORMATS
 from gateway.settings import Settings
 from gateway.worker import config, run
 from gateway.worker.connection import NoRedisError, resolve_url
@@ -62,6 +63,12 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
         help="partitions to read at least (default 1); more that exist are found too",
     )
     parser.add_argument("--log-level", default=_env("log_level", "info"))
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=_env("log_format", "auto"),
+        help="json, text, or auto: text on a terminal, else json (default auto)",
+    )
 
 
 def _destination_flags(parser: argparse.ArgumentParser) -> None:
@@ -135,6 +142,17 @@ def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--burst", action="store_true", help="exit once nothing is left to read or retry"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_env("metrics_port"),
+        help="serve Prometheus /metrics on this port (default: none)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=_env("metrics_host", "0.0.0.0"),
+        help="address of --metrics-port (default 0.0.0.0)",
+    )
     parser.set_defaults(handler=functools.partial(_guarded, _worker))
 
 
@@ -178,11 +196,11 @@ def _add_dead_letters(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def _guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    try:
+        logs.configure(args.log_level, args.log_format)
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
     try:
         return command(args)
     except (config.ConfigError, NoRedisError, ValueError) as exc:
@@ -216,7 +234,8 @@ def _worker(args: argparse.Namespace) -> int:
         max_attempts=args.max_attempts,
         burst=args.burst,
     )
-    return run.run(lambda: run.worker(url, partitions, destinations, options))
+    address = None if args.metrics_port is None else (args.metrics_host, args.metrics_port)
+    return run.run(lambda: run.worker(url, partitions, destinations, options, address))
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -61,11 +61,19 @@ class Consumer:
                 if await self._step() is None:
                     break
             except (RedisError, OSError) as exc:
-                log.warning("worker: Redis error (%s); trying again in 1s", exc)
+                log.warning(
+                    "worker: Redis error (%s); trying again in 1s",
+                    exc,
+                    extra={"event": "redis_down"},
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
             if time.monotonic() - last_progress >= PROGRESS_EVERY and self.stats != reported:
-                log.info("worker: %s so far", self.stats.line())
+                log.info(
+                    "worker: %s so far",
+                    self.stats.line(),
+                    extra={"event": "progress", **dataclasses.asdict(self.stats)},
+                )
                 reported = dataclasses.replace(self.stats)
                 last_progress = time.monotonic()
         with contextlib.suppress(RedisError, OSError):
@@ -218,6 +226,7 @@ class Consumer:
                 options.max_attempts,
                 error,
                 options.reclaim_idle,
+                extra={"event": "delivery_failed", "group": options.group, "count": len(failed)},
             )
             self.stats.failed += len(failed)
         for letter in letters:
@@ -227,6 +236,12 @@ class Consumer:
                 letter.id,
                 letter.attempts,
                 letter.error,
+                extra={
+                    "event": "dead_letter",
+                    "group": options.group,
+                    "stream": letter.stream,
+                    "id": letter.id,
+                },
             )
         await deadletters.bury(self.redis, options.group, letters)
         self.stats.delivered += len(delivered)

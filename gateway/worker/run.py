@@ -14,7 +14,7 @@ from typing import TypeVar
 import msgspec
 from redis.exceptions import RedisError
 
-from gateway.worker import deadletters, redrive, status
+from gateway.worker import deadletters, metrics, redrive, status
 from gateway.worker.connection import connect
 from gateway.worker.consumer import Consumer
 from gateway.worker.destinations import Destination
@@ -42,8 +42,12 @@ async def worker(
     partitions: int,
     destinations: Sequence[Destination],
     options: ConsumerOptions,
+    metrics_address: tuple[str, int] | None = None,
 ) -> int:
-    """`gateway worker`: deliver until SIGTERM/SIGINT (or drained, in burst mode)."""
+    """`gateway worker`: deliver until SIGTERM/SIGINT (or drained, in burst mode).
+
+    With `metrics_address` (host, port), `/metrics` is served there while it runs.
+    """
     dispatcher = Dispatcher(destinations)
     redis = connect(url)
     stop = asyncio.Event()
@@ -81,9 +85,27 @@ async def worker(
             options.reclaim_idle,
             options.max_attempts,
             " (burst: exit when drained)" if options.burst else "",
+            extra={"event": "startup", "group": options.group, "consumer": options.consumer},
         )
-        stats = await Consumer(redis, options, dispatcher).run(stop)
-        log.info("worker: stopped: %s", stats.line())
+        consumer = Consumer(redis, options, dispatcher)
+        async with contextlib.AsyncExitStack() as stack:
+            if metrics_address is not None:
+                host, port = metrics_address
+                await stack.enter_async_context(
+                    metrics.serving(host, port, consumer.stats, options.group, redis, streams)
+                )
+                log.info(
+                    "worker: metrics on http://%s:%d/metrics",
+                    host,
+                    port,
+                    extra={"event": "metrics_listening"},
+                )
+            stats = await consumer.run(stop)
+        log.info(
+            "worker: stopped: %s",
+            stats.line(),
+            extra={"event": "shutdown", "group": options.group, **dataclasses.asdict(stats)},
+        )
         return 0
     except asyncio.CancelledError:
         return 130
@@ -100,7 +122,11 @@ async def _retrying(make: Callable[[], Awaitable[list[str]]], stop: asyncio.Even
         try:
             return await make()
         except (RedisError, OSError) as exc:
-            log.warning("worker: Redis is not reachable (%s); trying again in 1s", exc)
+            log.warning(
+                "worker: Redis is not reachable (%s); trying again in 1s",
+                exc,
+                extra={"event": "redis_down"},
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
         if stop.is_set():
