@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import cors, middleware, observe, pixel, redis_client, routes
+from gateway import cors, middleware, pixel, redis_client, routes
 from gateway.committer import Committer
 from gateway.dedupe import Writer
 from gateway.ingest import Ingest
@@ -35,13 +35,11 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     """The gateway as an aiohttp application. `settings.redis_url` must be set."""
     if settings.redis_url is None:
         raise ValueError("create_app needs settings.redis_url (serve starts an embedded one)")
-    metrics = Metrics()
     app = web.Application(
-        middlewares=[observe.middleware(metrics.tally), cors.cors, middleware.errors],
-        client_max_size=settings.max_batch_bytes,
+        middlewares=[cors.cors, middleware.errors], client_max_size=settings.max_batch_bytes
     )
     app[SETTINGS] = settings
-    app[METRICS] = metrics
+    app[METRICS] = Metrics()
     app[INGEST] = Ingest(settings, sources or Sources.from_file(settings.sources))
     app.cleanup_ctx.append(_metrics)  # first in, last out: its last push sees the last flush
     app.cleanup_ctx.append(_storage)

@@ -15,6 +15,7 @@ entry overtakes one accepted before it. Only a full or failing spool makes a req
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Sequence
@@ -29,6 +30,9 @@ from gateway.spool import Spool, SpoolFull
 log = logging.getLogger(__name__)
 
 Batch = list[tuple[Sequence[Entry], asyncio.Future[None]]]
+
+_NO_REQUEST = contextvars.Context()
+"""A flush serves many requests: its log lines carry none's request id (`gateway.logs`)."""
 
 
 class Unavailable(Exception):
@@ -89,7 +93,7 @@ class Committer:
     def _schedule(self) -> None:
         if not self._scheduled and self._in_flight < self._max_in_flight:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._start_flush)
+            asyncio.get_running_loop().call_soon(self._start_flush, context=_NO_REQUEST)
 
     def _start_flush(self) -> None:
         self._scheduled = False

@@ -97,8 +97,8 @@ class Tally:
     """What this process counted since the last push: plain numbers, cheap to add to."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, str, int], int] = {}
-        """(route, method, status) -> answers."""
+        self.requests: dict[tuple[str, str], dict[int, int]] = {}
+        """(route, method) -> status -> answers."""
         self.accepted_redis = 0
         self.accepted_spool = 0
         self.duplicates = 0
@@ -107,10 +107,9 @@ class Tally:
         self.latency = _Buckets(LATENCY_BUCKETS)
         self.flush_sizes = _Buckets(FLUSH_BUCKETS)
 
-    def request(self, route: str, method: str, status: int) -> None:
-        """One answer."""
-        key = (route, method, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
+    def route(self, route: str, method: str) -> dict[int, int]:
+        """The answers of `method` on `route`, by status, for the caller to add to."""
+        return self.requests.setdefault((route, method), {})
 
     def refused(self, error: ApiError, messages: int = 1) -> None:
         """`messages` refused with `error`; a 503 is counted by the committer, not here."""
@@ -206,10 +205,11 @@ class Metrics:
     def push(self) -> None:
         """Move what the tally counted into the Prometheus metrics."""
         tally = self.tally
-        if tally.requests:
-            requests, tally.requests = tally.requests, {}
-            for (route, method, status), count in requests.items():
-                self.requests.labels(route, method, str(status)).inc(count)
+        for (route, method), by_status in tally.requests.items():
+            if by_status:
+                for status, count in by_status.items():
+                    self.requests.labels(route, method, str(status)).inc(count)
+                by_status.clear()  # in place: the route's handler holds this dict
         if tally.accepted_redis:
             self.accepted.labels("redis").inc(tally.accepted_redis)
             tally.accepted_redis = 0

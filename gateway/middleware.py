@@ -8,7 +8,6 @@ from aiohttp import web
 
 from gateway.errors import ApiError
 from gateway.handlers import Handler
-from gateway.keys import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -20,17 +19,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         if exc.status >= 500:
-            log.warning(
-                "%s %s: %d %s",
-                request.method,
-                request.path,
-                exc.status,
-                exc.message,
-                extra={"event": "unavailable"},
-            )
-        elif exc.status not in (404, 405):  # a wrong route refuses no message
-            request.app[METRICS].tally.refused(exc)
-            rejected(request, exc)
+            log.warning("%s %s: %d %s", request.method, request.path, exc.status, exc.message)
         return exc.response()
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -39,18 +28,5 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         headers = {"Allow": allow} if allow else None
         return ApiError(exc.status, exc.reason, exc.text or "", headers).response()
     except Exception:
-        log.exception("%s %s failed", request.method, request.path, extra={"event": "error"})
+        log.exception("%s %s failed", request.method, request.path)
         return ApiError(500, "Internal error", "the gateway logged the cause").response()
-
-
-def rejected(request: web.Request, error: ApiError) -> None:
-    """Log a refused request at debug: the route and why, never the body or its key."""
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug(
-            "%s %s: %d %s",
-            request.method,
-            request.path,
-            error.status,
-            error.message,
-            extra={"event": "rejected", "details": error.details},
-        )

@@ -10,9 +10,10 @@ import re
 
 from aiohttp import web
 
-from gateway import cors, handlers, health, pixel, scrape, webhook
+from gateway import cors, handlers, health, observe, pixel, scrape, webhook
 from gateway.errors import ApiError
 from gateway.handlers import Handler
+from gateway.keys import METRICS
 
 SINGLE_PATHS = {
     "identify": ("/v1/identify", "/v1/i"),
@@ -48,10 +49,14 @@ def table() -> Table:
 
 
 def add_routes(app: web.Application, routes: Table) -> None:
-    """Register `routes` exactly, and a fallback that finds them under untidy paths."""
+    """Register `routes` exactly, and a fallback that finds them under untidy paths.
+
+    Every answer is counted, and has a request id (`gateway.observe`).
+    """
+    tally = app[METRICS].tally
     for path, methods in routes.items():
         for method, handler in methods.items():
-            app.router.add_route(method, path, handler)
+            app.router.add_route(method, path, observe.wrap(handler, tally, path))
 
     async def fallback(request: web.Request) -> web.StreamResponse:
         methods = routes.get(normalize(request.path))
@@ -67,7 +72,7 @@ def add_routes(app: web.Application, routes: Table) -> None:
             )
         return await handler(request)
 
-    app.router.add_route("*", "/{tail:.*}", fallback)
+    app.router.add_route("*", "/{tail:.*}", observe.wrap(fallback, tally, None, routes, normalize))
 
 
 _SLASHES = re.compile(r"/{2,}")
