@@ -74,7 +74,9 @@ def wrap(
         rid = request.headers.get(HEADER)
         if rid is None or not _SANE.fullmatch(rid):
             rid = _new_id()
-        token = REQUEST_ID.set(rid)
+        # aiohttp runs each request in a task of its own, with its own copy of the context:
+        # no reset needed, and the error handling around this still logs with the id.
+        REQUEST_ID.set(rid)
         try:
             response = await handler(request)
         except ApiError as exc:
@@ -91,8 +93,6 @@ def wrap(
         except Exception:
             count(request, 500)  # the error handling logs it and answers 500
             raise
-        finally:
-            REQUEST_ID.reset(token)
         response.headers[HEADER] = rid
         count(request, response.status)
         return response

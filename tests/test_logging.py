@@ -1,0 +1,170 @@
+"""Logs: one JSON object a line, with request ids, and never a writeKey or a message body."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway import logs
+from gateway.embedded import free_port
+from gateway.sources import Source, Sources
+from tests.conftest import MakeClient
+
+KEY = "wk_live_Zq8sLEAKCHECK"
+MARKER = "BODY_MARKER_7f3a9c"
+SOURCES = Sources([Source(id="web", write_keys=[KEY])])
+
+
+def basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """Every log record of the gateway, as `gateway serve` formats it by default (JSON)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    """The captured lines, each of which must be one JSON object."""
+    out = []
+    for line in stream.getvalue().splitlines():
+        parsed = json.loads(line)
+        assert isinstance(parsed, dict), line
+        out.append(parsed)
+    return out
+
+
+def test_a_json_line_has_the_fields_and_the_request_id() -> None:
+    logger = logging.getLogger("gateway.test")
+    record = logger.makeRecord(
+        "gateway.test", logging.WARNING, __file__, 1, "took %d", (3,), None,
+        extra={"event": "redis_down", "entries": 3},
+    )  # fmt: skip
+    token = logs.REQUEST_ID.set("req-1")
+    try:
+        line = json.loads(logs.JsonFormatter().format(record))
+    finally:
+        logs.REQUEST_ID.reset(token)
+    assert line["message"] == "took 3"
+    assert (line["level"], line["logger"], line["event"]) == (
+        "warning",
+        "gateway.test",
+        "redis_down",
+    )
+    assert (line["entries"], line["request_id"]) == (3, "req-1")
+    assert line["time"].endswith("Z")
+    assert line["pid"] > 0
+    assert "request_id" not in json.loads(logs.JsonFormatter().format(record))
+
+
+def test_an_exception_stays_on_one_line() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.getLogger("g").makeRecord(
+            "g", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    text = logs.JsonFormatter().format(record)
+    assert "\n" not in text
+    assert "RuntimeError: boom" in json.loads(text)["exception"]
+
+
+def test_text_format_and_auto() -> None:
+    stream = io.StringIO()  # not a terminal: auto means JSON
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.configure("info", "auto", stream)
+        logging.getLogger("gateway.test").info("hello", extra={"event": "startup"})
+        logs.configure("info", "text", stream)
+        logging.getLogger("gateway.test").info("again", extra={"event": "startup"})
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+    first, second = stream.getvalue().splitlines()
+    assert json.loads(first)["event"] == "startup"
+    assert second.endswith("INFO again [event=startup]")
+    with pytest.raises(ValueError, match="log format"):
+        logs.configure("info", "xml", stream)
+
+
+async def send_everything(client: TestClient[Any, Any]) -> list[str]:
+    """Requests carrying the key and the marker every way there is, good and bad."""
+    body = {"userId": "u1", "event": "Signed Up", "properties": {"note": MARKER}}
+    broken = f'{{"note": "{MARKER}", "writeKey": "{KEY}"'
+    batch = {"writeKey": KEY, "batch": [{**body, "type": "track"}, {"type": "no", "x": MARKER}]}
+    pixel = base64.b64encode(json.dumps({**body, "writeKey": KEY + "x"}).encode()).decode()
+    answers = [
+        await client.post("/v1/track", json=body, headers=basic(KEY)),
+        await client.post("/v1/track", json={**body, "writeKey": KEY}),
+        await client.post(f"/v1/track?writeKey={KEY}", json=body),
+        await client.post("/v1/track", json={**body, "writeKey": KEY + "x"}),  # unknown key
+        await client.post("/v1/track", data=broken, headers=basic(KEY)),
+        await client.post("/v1/track", json={"event": MARKER}, headers=basic(KEY)),  # no userId
+        await client.post("/v1/batch", json=batch),
+        await client.get("/v1/pixel/track", params={"data": pixel}),
+    ]  # fmt: skip
+    return [answer.headers["X-Request-Id"] for answer in answers]
+
+
+async def test_no_key_and_no_body_in_the_logs(
+    make_client: MakeClient, captured: io.StringIO
+) -> None:
+    client = await make_client(SOURCES)
+    await send_everything(client)
+    # And a gateway that can store nothing: Redis away, no room to spool.
+    down = await make_client(
+        SOURCES,
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        redis_timeout=0.3,
+        spool_max_bytes=1,
+    )
+    refused = await down.post(
+        "/v1/track", json={"userId": "u", "event": MARKER}, headers=basic(KEY)
+    )
+    assert refused.status == 503
+    text = captured.getvalue()
+    assert KEY not in text
+    assert MARKER not in text
+    found = lines(captured)
+    [unavailable] = [line for line in found if line["logger"] == "gateway.middleware"]
+    assert "503" in unavailable["message"]
+    assert unavailable["request_id"] == refused.headers["X-Request-Id"]
+    assert unavailable["level"] == "warning"
+    assert any(line.get("event") == "redis_down" for line in found)
+
+
+async def test_refusals_at_debug_carry_their_request_id_and_no_key(
+    make_client: MakeClient, captured: io.StringIO
+) -> None:
+    logging.getLogger().setLevel(logging.DEBUG)
+    client = await make_client(SOURCES)
+    ids = await send_everything(client)
+    assert KEY not in captured.getvalue()
+    rejected = [line for line in lines(captured) if line.get("event") == "rejected"]
+    # The unknown key, the bad JSON and the message without a userId, in that order.
+    assert [line["request_id"] for line in rejected] == [ids[3], ids[4], ids[5]]
+    assert [line["status"] for line in rejected] == [400, 400, 400]
