@@ -28,6 +28,7 @@ from gateway.worker import metrics as worker_metrics
 from gateway.worker.consumer import Consumer
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.options import ConsumerOptions
+from tests import worker_helpers
 from tests.conftest import MakeClient
 from tests.worker_helpers import ListDestination
 
@@ -335,3 +336,32 @@ def total_scrapes(samples: Samples) -> float:
         for (n, labels), v in samples.items()
         if n == "gateway_http_requests_total" and ("route", "/metrics") in labels
     )
+
+
+@pytest.mark.slow
+async def test_a_running_worker_serves_its_metrics(
+    redis: Redis, redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    port = free_port()
+    process = await worker_helpers.start(
+        "worker", "--redis-url", redis_server.url, "--group", "g", "--destination", "file",
+        "--path", str(tmp_path / "out"), "--block", "0.1", "--metrics-port", str(port),
+        "--metrics-host", "127.0.0.1", "--log-format", "json",
+    )  # fmt: skip
+    try:
+        line = await worker_helpers.wait_for_line(process, "metrics on")
+        assert json.loads(line.splitlines()[-1])["event"] == "metrics_listening"
+        for n in range(3):
+            await redis.xadd(STREAM, {"data": json.dumps({**TRACK, "messageId": f"w{n}"})})
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):  # until the worker has delivered them (bounded)
+                samples = await _scrape_url(session, f"http://127.0.0.1:{port}")
+                if value(samples, "gateway_worker_delivered_total", group="g") >= 3:
+                    break
+                await asyncio.sleep(0.05)
+        assert value(samples, "gateway_worker_delivered_total", group="g") == 3
+        assert value(samples, "gateway_group_lag", group="g", stream=STREAM) == 0
+        assert value(samples, "gateway_group_consumers", group="g", stream=STREAM) == 1
+    finally:
+        process.terminate()
+        await worker_helpers.finish(process)
