@@ -61,7 +61,11 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     try:
         await redis.ping()
     except Exception as exc:
-        log.warning("Redis is not reachable yet (%s); spooling until it is", exc)
+        log.warning(
+            "Redis is not reachable yet (%s); spooling until it is",
+            exc,
+            extra={"event": "redis_down"},
+        )
     spool = Spool.open(
         settings.data_dir / "spool",
         settings.spool_max_bytes,
@@ -69,7 +73,12 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         settings.spool_fsync,
     )
     if not spool.empty:
-        log.info("spool %s holds %d bytes to replay", spool.directory, spool.bytes)
+        log.info(
+            "spool %s holds %d bytes to replay",
+            spool.directory,
+            spool.bytes,
+            extra={"event": "spool_pending", "bytes": spool.bytes},
+        )
     spool.start()
     writer = Writer(settings.redis_url, settings.dedupe_window, settings.redis_timeout)
     replayer = Replayer(redis, writer, spool, settings.redis_timeout)

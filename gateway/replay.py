@@ -56,6 +56,7 @@ class Replayer:
 
     async def _run(self) -> None:
         delay = MIN_DELAY
+        failing = False
         while True:
             if self._spool.empty:
                 await self._adopt_orphans()
@@ -66,8 +67,12 @@ class Replayer:
             try:
                 async with asyncio.timeout(self._timeout):
                     await self._redis.ping()
+                if failing:
+                    log.info("replay: Redis answers again", extra={"event": "redis_up"})
+                    failing = False
                 await self.drain(self._spool)
             except (RedisError, OSError, TimeoutError) as exc:
+                failing = True
                 log.debug("replay: Redis not ready (%s); next try in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, MAX_DELAY)
@@ -105,7 +110,11 @@ class Replayer:
             spool.remove(segment)
             del self._offsets[key]
         if self.replayed > before:
-            log.info("replay: %d spooled entries are in Redis", self.replayed - before)
+            log.info(
+                "replay: %d spooled entries are in Redis",
+                self.replayed - before,
+                extra={"event": "replayed", "entries": self.replayed - before},
+            )
 
     async def _adopt_orphans(self) -> None:
         for directory in self._spool.orphans():
@@ -114,7 +123,11 @@ class Replayer:
             )
             if orphan is None:
                 continue  # its process is alive and replays it itself
-            log.info("replay: adopting the spool %s of a process that is gone", directory)
+            log.info(
+                "replay: adopting the spool %s of a process that is gone",
+                directory,
+                extra={"event": "spool_adopted"},
+            )
             try:
                 await self.drain(orphan)
             except (RedisError, OSError, TimeoutError) as exc:

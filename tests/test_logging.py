@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
 from gateway import logs
-from gateway.embedded import free_port
+from gateway.constants import events_key
+from gateway.embedded import RedisProcess, free_port
 from gateway.sources import Source, Sources
 from tests.conftest import MakeClient
 
@@ -168,3 +172,35 @@ async def test_refusals_at_debug_carry_their_request_id_and_no_key(
     # The unknown key, the bad JSON and the message without a userId, in that order.
     assert [line["request_id"] for line in rejected] == [ids[3], ids[4], ids[5]]
     assert [line["status"] for line in rejected] == [400, 400, 400]
+
+
+async def test_an_outage_logs_redis_down_then_up_and_the_replay(
+    make_client: MakeClient, captured: io.StringIO, tmp_path: Path
+) -> None:
+    server = RedisProcess(tmp_path / "redis")
+    server.start()
+    try:
+        client = await make_client(SOURCES, redis_url=server.url, redis_timeout=0.5)
+        body = {"userId": "u", "event": "E", "properties": {"note": MARKER}}
+        assert (await client.post("/v1/track", json=body, headers=basic(KEY))).status == 200
+        server.kill()
+        for _ in range(3):  # spooled
+            assert (await client.post("/v1/track", json=body, headers=basic(KEY))).status == 200
+        server.start()
+        redis = Redis.from_url(server.url)
+        try:
+            for _ in range(200):  # until replay has put the three in (bounded)
+                if await redis.xlen(events_key(0)) == 4:
+                    break
+                await asyncio.sleep(0.05)
+            assert await redis.xlen(events_key(0)) == 4
+        finally:
+            await redis.aclose()
+    finally:
+        server.stop()
+    events = [line.get("event") for line in lines(captured)]
+    assert events.index("redis_down") < events.index("redis_up") < events.index("replayed")
+    [replayed] = [line for line in lines(captured) if line.get("event") == "replayed"]
+    assert replayed["entries"] == 3
+    assert KEY not in captured.getvalue()
+    assert MARKER not in captured.getvalue()
