@@ -39,7 +39,7 @@ def request_ids() -> Callable[[], str]:
     """A maker of ids unique to this process and, by its random prefix, across processes."""
     prefix = os.urandom(6).hex()
     counter = itertools.count(1)
-    return lambda: f"{prefix}-{next(counter):x}"
+    return lambda: f"{prefix}-{next(counter)}"
 
 
 _new_id = request_ids()
