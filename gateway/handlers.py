@@ -57,9 +57,8 @@ async def batch(request: web.Request) -> web.StreamResponse:
     ingest = request.app[INGEST]
     body = await read_body(request, ingest.settings.max_batch_bytes, "The batch")
     entries, errors = ingest.batch(body, arrival_of(request))
-    if entries:
-        await commit(request, entries)
     if errors:
         request.app[METRICS].tally.refused_items(errors)
-        return partial(len(entries), errors)
-    return success()
+    if entries:
+        await commit(request, entries)
+    return partial(len(entries), errors) if errors else success()

@@ -50,12 +50,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
     payload, raw = parse(body, request.headers.get("Content-Type", ""))
     if isinstance(payload, dict) and isinstance(payload.get("batch"), list):
         entries, errors = ingest.batch(raw, arrival)
-        if entries:
-            await handlers.commit(request, entries)
         if errors:
             request.app[METRICS].tally.refused_items(errors)
-            return partial(len(entries), errors)
-        return success()
+        if entries:
+            await handlers.commit(request, entries)
+        return partial(len(entries), errors) if errors else success()
     if len(raw) > settings.max_message_bytes:
         raise too_large(
             f"Message is larger than {settings.max_message_bytes} bytes",
