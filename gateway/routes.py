@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway import cors, handlers, health, pixel, webhook
 from gateway.errors import ApiError
 from gateway.handlers import Handler
+from gateway.middleware import answering
 
 SINGLE_PATHS = {
     "identify": ("/v1/identify", "/v1/i"),
@@ -47,10 +48,13 @@ def table() -> Table:
 
 
 def add_routes(app: web.Application, routes: Table) -> None:
-    """Register `routes` exactly, and a fallback that finds them under untidy paths."""
+    """Register `routes` exactly, and a fallback that finds them under untidy paths.
+
+    Every handler answers through `middleware.answering` (JSON errors, CORS).
+    """
     for path, methods in routes.items():
         for method, handler in methods.items():
-            app.router.add_route(method, path, handler)
+            app.router.add_route(method, path, answering(handler))
 
     async def fallback(request: web.Request) -> web.StreamResponse:
         methods = routes.get(normalize(request.path))
@@ -66,7 +70,7 @@ def add_routes(app: web.Application, routes: Table) -> None:
             )
         return await handler(request)
 
-    app.router.add_route("*", "/{tail:.*}", fallback)
+    app.router.add_route("*", "/{tail:.*}", answering(fallback))
 
 
 _SLASHES = re.compile(r"/{2,}")
