@@ -25,6 +25,7 @@ PathItems = dict[str, Json]
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
+TIMESTAMPS = ("timestamp", "originalTimestamp", "sentAt")
 
 
 def _ref(name: str) -> Json:
@@ -397,6 +398,11 @@ def _message_schemas() -> Json:
             "`userId` or `anonymousId` is required. Timestamps are ISO-8601."
         )
         schema["properties"]["type"] = {"type": "string", "enum": list(TYPES)}
+        # msgspec says `string` for a datetime; the gateway reads RFC 3339 date-times.
+        for field in TIMESTAMPS:
+            for option in schema["properties"][field]["anyOf"]:
+                if option["type"] == "string":
+                    option["format"] = "date-time"
     return dict(components)
 
 
@@ -419,7 +425,11 @@ def _schemas() -> Json:
                 },
                 "context": {"type": "object", "description": "Merged into each item's."},
                 "integrations": {"type": "object", "description": "Merged into each item's."},
-                "sentAt": {"type": "string", "description": "For items without their own."},
+                "sentAt": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "For items without their own.",
+                },
                 "writeKey": {"type": "string"},
             },
         },
