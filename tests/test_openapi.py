@@ -15,8 +15,13 @@ HTTP_METHODS = {"get", "head", "post", "put", "patch", "delete", "options", "tra
 
 
 def routed() -> set[tuple[str, str]]:
+    """Every (path, method) routed; aiohttp's `{name:regex}` is OpenAPI's `{name}`."""
     table = routes.table()
-    return {(path, method.lower()) for path, methods in table.items() for method in methods}
+    return {
+        (re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path), method.lower())
+        for path, methods in table.items()
+        for method in methods
+    }
 
 
 def documented() -> set[tuple[str, str]]:
