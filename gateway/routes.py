@@ -10,7 +10,7 @@ import re
 
 from aiohttp import web
 
-from gateway import cors, handlers, health, pixel, webhook
+from gateway import apidocs, cors, handlers, health, pixel, webhook
 from gateway.errors import ApiError
 from gateway.handlers import Handler
 from gateway.middleware import answering
@@ -44,6 +44,7 @@ def table() -> Table:
     routes.update(webhook.routes())
     routes["/health"] = {"GET": health.health, "HEAD": health.health}
     routes["/ready"] = {"GET": health.ready, "HEAD": health.ready}
+    routes.update(apidocs.routes())
     return cors.with_preflight(routes)
 
 
