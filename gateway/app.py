@@ -1,4 +1,4 @@
-"""The application factory: routes, middleware, and the resources they share."""
+"""The application factory: the routes, and the resources they share."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import cors, middleware, pixel, redis_client, routes
+from gateway import pixel, redis_client, routes
 from gateway.committer import Committer
 from gateway.dedupe import Writer
 from gateway.ingest import Ingest
@@ -35,9 +35,7 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     """The gateway as an aiohttp application. `settings.redis_url` must be set."""
     if settings.redis_url is None:
         raise ValueError("create_app needs settings.redis_url (serve starts an embedded one)")
-    app = web.Application(
-        middlewares=[cors.cors, middleware.errors], client_max_size=settings.max_batch_bytes
-    )
+    app = web.Application(client_max_size=settings.max_batch_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[INGEST] = Ingest(settings, sources or Sources.from_file(settings.sources))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import functools
 import ipaddress
 from base64 import b64decode
 from collections.abc import Sequence
@@ -15,8 +16,13 @@ from gateway.settings import IPNetwork
 def basic_username(request: web.Request) -> str | None:
     """The HTTP Basic username (the writeKey), with or without the trailing colon."""
     header = request.headers.get("Authorization")
-    if not header:
-        return None
+    return _basic_username(header) if header else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _basic_username(header: str) -> str | None:
+    # Cached: a source's clients all send the same header, and decoding it is a good part
+    # of what the gateway does per request before the body.
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "basic" or not credentials:
         return None
@@ -29,6 +35,8 @@ def basic_username(request: web.Request) -> str | None:
 
 def query_key(request: web.Request) -> str | None:
     """The `writeKey` query parameter."""
+    if "writeKey" not in request.query_string:  # most requests: no query to parse
+        return None
     return request.query.get("writeKey") or None
 
 

@@ -38,4 +38,9 @@ def hash_tag(key: str) -> str:
 
 def dedupe_key(stream: str, source: str, message_id: str) -> str:
     """The key that marks `message_id` of `source` as seen; it hashes to `stream`'s slot."""
-    return f"{DEDUPE_PREFIX}:{hash_tag(stream)}:{source}:{message_id}"
+    return f"{dedupe_prefix(stream)}{source}:{message_id}"
+
+
+def dedupe_prefix(stream: str) -> str:
+    """What every dedupe key of `stream` starts with (`dedupe_key` is it plus the rest)."""
+    return f"{DEDUPE_PREFIX}:{hash_tag(stream)}:"

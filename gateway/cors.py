@@ -1,9 +1,9 @@
 """CORS: browsers on any origin may send events, and read every answer, errors included.
 
 analytics.js posts `text/plain` with an `Authorization` header, so each call is preceded
-by a preflight. The preflight is answered on every event route (`with_preflight`); the
-middleware puts the allow headers on every other answer, so a browser also sees a 400,
-413 or 503 (and its `Retry-After`) instead of an opaque network error.
+by a preflight. The preflight is answered on every event route (`with_preflight`);
+`allow` puts the allow headers on every other answer (see `gateway.middleware`), so a
+browser also sees a 400, 413 or 503 (and its `Retry-After`) instead of an opaque network error.
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ MAX_AGE = "86400"
 EXPOSE_HEADERS = "Retry-After"
 
 
-@web.middleware
-async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Add the allow headers to every answer; it wraps `middleware.errors`, so errors too."""
-    response = await handler(request)
+def allow(request: web.Request, response: web.StreamResponse) -> None:
+    """Let the calling page read `response`; every answer gets it, errors included."""
     origin = request.headers.get("Origin")
     headers = response.headers
     if origin:
@@ -33,7 +31,6 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         headers["Access-Control-Allow-Origin"] = "*"
     headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
     headers.add("Vary", "Origin")
-    return response
 
 
 async def preflight(request: web.Request) -> web.StreamResponse:

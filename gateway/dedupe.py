@@ -18,7 +18,7 @@ from typing import Any
 import hiredis
 from redis.exceptions import ResponseError
 
-from gateway.constants import dedupe_key
+from gateway.constants import dedupe_prefix
 from gateway.ingest import Entry
 from gateway.resp import RespConnection, command
 
@@ -95,9 +95,10 @@ class Writer:
         calls: list[bytes] = []
         for stream, group in by_stream.items():
             stream_key = stream.encode()
+            prefix = dedupe_prefix(stream)  # = dedupe_key(stream, source, id) less the rest
             for start in range(0, len(group), CHUNK):
                 chunk = group[start : start + CHUNK]
-                keys = [dedupe_key(stream, e.source, e.message_id).encode() for e in chunk]
+                keys = [f"{prefix}{e.source}:{e.message_id}".encode() for e in chunk]
                 args = [self._window]
                 for entry in chunk:
                     args += (entry.data, entry.source.encode())

@@ -69,16 +69,13 @@ class Ingest:
             )
         if envelope.sentAt is not None:
             parse_datetime(envelope.sentAt, "$.sentAt")
-        deep = may_nest_past(body, limits.max_depth)
         key = arrival.basic_key or envelope.writeKey or arrival.query_key
         shared = self.source(key) if key or self.sources.open else None
         entries: list[Entry] = []
         errors: ItemErrors = []
         for index, raw in enumerate(envelope.batch):
             try:
-                entries.append(
-                    self._item(raw, f"$.batch[{index}]", envelope, shared, arrival, deep)
-                )
+                entries.append(self._item(raw, f"$.batch[{index}]", envelope, shared, arrival))
             except ApiError as exc:
                 errors.append((index, exc))
         if (
@@ -96,7 +93,6 @@ class Ingest:
         envelope: Batch,
         shared: Source | None,
         arrival: Arrival,
-        deep: bool,
     ) -> Entry:
         limits = self.settings
         if len(raw) > limits.max_message_bytes:
@@ -105,7 +101,8 @@ class Ingest:
                 f"{path} is {len(raw)} bytes",
             )
         item = decode_object(raw, path)
-        if deep and may_nest_past(bytes(raw), limits.max_depth):
+        # Counted per item: a whole batch always has more brackets than the limit.
+        if may_nest_past(bytes(raw), limits.max_depth):
             check_depth(item, limits.max_depth, path)
         source = shared or self.source(_str(item.get("writeKey")), item_path=path)
         merge_batch_defaults(item, envelope.context, envelope.integrations, envelope.sentAt)

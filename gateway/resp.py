@@ -29,7 +29,8 @@ def command(*args: bytes) -> bytes:
     """One command in RESP."""
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+        # Not `b"$%d\r\n%s\r\n" % ...`: that copies each argument (the message) once more.
+        parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
     return b"".join(parts)
 
 

@@ -10,10 +10,11 @@ import re
 
 from aiohttp import web
 
-from gateway import cors, handlers, health, observe, pixel, scrape, webhook
+from gateway import apidocs, cors, handlers, health, observe, pixel, scrape, webhook
 from gateway.errors import ApiError
 from gateway.handlers import Handler
 from gateway.keys import METRICS
+from gateway.middleware import answering
 
 SINGLE_PATHS = {
     "identify": ("/v1/identify", "/v1/i"),
@@ -45,18 +46,20 @@ def table() -> Table:
     routes["/health"] = {"GET": health.health, "HEAD": health.health}
     routes["/ready"] = {"GET": health.ready, "HEAD": health.ready}
     routes["/metrics"] = {"GET": scrape.metrics}
+    routes.update(apidocs.routes())
     return cors.with_preflight(routes)
 
 
 def add_routes(app: web.Application, routes: Table) -> None:
     """Register `routes` exactly, and a fallback that finds them under untidy paths.
 
-    Every answer is counted, and has a request id (`gateway.observe`).
+    Every handler answers through `middleware.answering` (JSON errors, CORS); inside that,
+    each answer is counted and has a request id (`gateway.observe`).
     """
     tally = app[METRICS].tally
     for path, methods in routes.items():
         for method, handler in methods.items():
-            app.router.add_route(method, path, observe.wrap(handler, tally, path))
+            app.router.add_route(method, path, answering(observe.wrap(handler, tally, path)))
 
     async def fallback(request: web.Request) -> web.StreamResponse:
         methods = routes.get(normalize(request.path))
@@ -72,7 +75,8 @@ def add_routes(app: web.Application, routes: Table) -> None:
             )
         return await handler(request)
 
-    app.router.add_route("*", "/{tail:.*}", observe.wrap(fallback, tally, None, routes, normalize))
+    observed = observe.wrap(fallback, tally, None, routes, normalize)
+    app.router.add_route("*", "/{tail:.*}", answering(observed))
 
 
 _SLASHES = re.compile(r"/{2,}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import multiprocessing
 import os
@@ -59,6 +60,7 @@ def run_process(settings: Settings, reuse_port: bool = False) -> None:
     else to the spool) and exits: within about `shutdown_grace` seconds.
     """
     loop = _new_loop()
+    _tune_gc()
     web.run_app(
         create_app(settings),
         host=settings.host,
@@ -127,6 +129,27 @@ def _run_children(settings: Settings, metrics_dir: os.PathLike[str]) -> None:
     for child in children:
         child.join(settings.shutdown_grace + 5)
         multiprocess.process_dead(child.pid, metrics_dir)
+
+
+GC_YOUNG_THRESHOLD = 20_000
+"""Allocations between young collections (CPython's default is 700)."""
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a server that allocates per request.
+
+    Each request allocates a few hundred containers (the decoded message) that reference
+    counting frees, yet CPython's default runs a young collection every 700 allocations,
+    walking whatever is alive at that moment: requests in flight, batches waiting for
+    Redis. Measured under load, that was about 6 µs a request, and the full collections
+    walking the modules' objects about 3 µs more. Freezing what exists at startup takes it
+    out of every collection, and a higher threshold makes the young collections rarer; the
+    memory it costs is bounded by the threshold (cycles are rare on the hot path).
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

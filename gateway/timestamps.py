@@ -30,9 +30,14 @@ def corrected(received_at: datetime, sent_at: datetime, original: datetime) -> d
     """When the event happened by the gateway's clock: `receivedAt - (sentAt - original)`.
 
     The client's clock is wrong by the same amount in `sentAt` and in its timestamp, so the
-    difference of the two is what the client saw elapse, free of its clock's error.
+    difference of the two is what the client saw elapse, free of its clock's error. When
+    that difference would put the event outside the years 1-9999 (clocks thousands of years
+    apart), no such time exists: `received_at` stands in, as for a message with no time.
     """
-    return received_at - (_aware(sent_at) - _aware(original))
+    try:
+        return received_at - (_aware(sent_at) - _aware(original))
+    except OverflowError:
+        return received_at
 
 
 def _aware(moment: datetime) -> datetime:

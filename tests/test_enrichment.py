@@ -97,6 +97,20 @@ def test_corrected_is_exact() -> None:
     )
 
 
+@pytest.mark.parametrize("path", ["/v1/track", "/v1/batch"])
+async def test_skew_beyond_the_calendar_falls_back_to_received_at(
+    client: TestClient[Any, Any], redis: Redis, path: str
+) -> None:
+    # Clocks 9,998 years apart: the correction overflowed and answered 500.
+    message = {**TRACK, "sentAt": "0001-01-01T00:00:00Z", "timestamp": "9999-12-31T23:59:59Z"}
+    body = {"batch": [{**message, "type": "track"}]} if path == "/v1/batch" else message
+    response = await client.post(path, json=body)
+    assert response.status == 200, await response.text()
+    [stored] = await stream_messages(redis)
+    assert stored["timestamp"] == stored["receivedAt"]
+    assert stored["originalTimestamp"] == "9999-12-31T23:59:59Z"
+
+
 async def test_timestamp_without_sent_at_is_kept(
     client: TestClient[Any, Any], redis: Redis
 ) -> None:
