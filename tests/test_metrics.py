@@ -155,6 +155,29 @@ async def test_a_client_request_id_is_echoed_and_a_bad_one_replaced(
     assert (response.status, response.headers["X-Request-Id"]) == (400, "err-1")
 
 
+async def test_every_rejection_reason(client: TestClient[Any, Any]) -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(70):
+        deep = {"n": deep}
+    sent = [
+        await client.post("/v1/track", data=b"x", headers={"Content-Encoding": "br"}),
+        await client.post("/v1/track", json={**TRACK, "properties": deep}),
+        await client.post(
+            "/v1/track", data=b"\x1f\x8b not gzip", headers={"Content-Encoding": "gzip"}
+        ),
+        await client.post("/v1/track", json={"event": "no user"}),
+        await client.post("/v1/batch", json={"batch": [{**TRACK, "type": "nope"}]}),
+    ]
+    assert [r.status for r in sent] == [415, 400, 400, 400, 400]
+    samples = await scrape(client)
+    rejected = "gateway_messages_rejected_total"
+    assert value(samples, rejected, reason="encoding") == 1
+    assert value(samples, rejected, reason="too_deep") == 1
+    assert value(samples, rejected, reason="malformed") == 1
+    assert value(samples, rejected, reason="invalid") == 2  # the batch's one item: a 400
+    assert total(samples, rejected) == 5
+
+
 async def test_spooling_is_seen_in_the_metrics(make_client: MakeClient) -> None:
     # Redis is not there: the first flush fails, every message goes to the spool.
     client = await make_client(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout=0.3)
@@ -244,9 +267,10 @@ async def test_worker_retries_are_counted(redis: Redis) -> None:
 # `gateway serve --workers 2`: two processes, one sum.
 
 
-def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def _start(args: list[str], log: Path, temp: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "PROMETHEUS_"))}
     env["PYTHONPATH"] = str(ROOT)
+    env["TMPDIR"] = str(temp)  # where the supervisor makes its metrics directory
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "gateway", *args], stdout=out, stderr=subprocess.STDOUT, env=env
@@ -271,6 +295,7 @@ def two_processes(
     tmp_path: Path, redis_server: RedisProcess
 ) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     port = free_port()
+    (tmp_path / "tmp").mkdir()
     log = tmp_path / "gateway.log"
     sources = tmp_path / "sources.toml"
     sources.write_text(f'[[source]]\nid = "web"\nwrite_keys = ["{KEY}"]\n')
@@ -279,6 +304,7 @@ def two_processes(
          "--redis-url", redis_server.url, "--sources", str(sources),
          "--data-dir", str(tmp_path / "data"), "--log-format", "json"],
         log,
+        tmp_path / "tmp",
     )  # fmt: skip
     try:
         _wait(lambda: len(_listening_pids(log)) >= 2, "two processes listening", log)
@@ -327,7 +353,11 @@ async def test_metrics_of_two_processes_add_up(
         after = await _scrape_url(session, base)
         assert value(after, "gateway_processes") == 2  # the dead one's gauge is gone
         expect(after, landed=await redis.xlen(STREAM))
-    assert supervisor.poll() is None
+    [directory] = (log.parent / "tmp").glob("gateway-metrics-*")
+    assert len(list(directory.glob("counter_*.db"))) == 3  # the dead process's stay
+    supervisor.send_signal(signal.SIGTERM)
+    assert supervisor.wait(30) == 0
+    assert not directory.exists()  # the supervisor removes what it made
 
 
 def total_scrapes(samples: Samples) -> float:
