@@ -15,7 +15,7 @@ from gateway.handlers import Handler
 ALLOW_METHODS = "POST, GET, OPTIONS"
 MAX_AGE = "86400"
 """Seconds a browser may cache a preflight (Chromium caps it at two hours)."""
-EXPOSE_HEADERS = "Retry-After"
+EXPOSE_HEADERS = "Retry-After, X-Request-Id"
 
 
 def allow(request: web.Request, response: web.StreamResponse) -> None:

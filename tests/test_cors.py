@@ -55,7 +55,7 @@ async def test_success_carries_the_headers(client: TestClient[Any, Any], redis: 
     )
     assert response.status == 200
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert response.headers["Access-Control-Expose-Headers"] == "Retry-After"
+    assert response.headers["Access-Control-Expose-Headers"] == "Retry-After, X-Request-Id"
     assert "Origin" in response.headers.getall("Vary")
     [message] = await stream_messages(redis)
     assert message["event"] == "Clicked"
@@ -83,7 +83,7 @@ async def test_errors_carry_the_headers(
     response = await client.post(path, data=body, headers={"Origin": ORIGIN})
     assert response.status == status
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert response.headers["Access-Control-Expose-Headers"] == "Retry-After"
+    assert response.headers["Access-Control-Expose-Headers"] == "Retry-After, X-Request-Id"
     assert (await response.json())["Error"]
     assert await stream_messages(redis) == []
 
@@ -111,7 +111,7 @@ async def test_503_exposes_retry_after(make_client: MakeClient) -> None:
     assert response.status == 503
     assert response.headers["Retry-After"]
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert response.headers["Access-Control-Expose-Headers"] == "Retry-After"
+    assert response.headers["Access-Control-Expose-Headers"] == "Retry-After, X-Request-Id"
 
 
 @pytest.mark.parametrize("content_type", ["text/plain;charset=UTF-8", None])
