@@ -562,6 +562,13 @@ async def test_size_limits_are_400s(sourced: TestClient[Any, Any], redis: Redis)
     assert await rejections(redis) == []
 
 
+async def test_an_empty_batch(sourced: TestClient[Any, Any], redis: Redis) -> None:
+    response = await sourced.post("/events/batch", params=V2, json={"batch": []})
+    assert response.status == 200
+    assert await stream_messages(redis) == []
+    assert await rejections(redis) == []
+
+
 async def test_a_retried_event_is_stored_once(sourced: TestClient[Any, Any], redis: Redis) -> None:
     for _ in range(2):
         assert (await sourced.post("/events", params=V2, json=EVENT)).status == 200

@@ -174,6 +174,8 @@ async def _ingest(
                 max_body=ingest.settings.max_message_bytes,
             )
             refused.append(record)
+    if not entries and not refused:
+        return  # an empty batch: the committer must not be handed nothing to wait for
     await handlers.commit(request, entries + refused)
     if refused:
         _log(request, caller, len(refused), reasons[0])
