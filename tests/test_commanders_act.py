@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -583,6 +584,35 @@ async def test_rejected_stream_is_bounded(
     assert response.status == 200
     # `MAXLEN ~` trims whole stream nodes (100 entries each by default): about 10 remain.
     assert 10 <= await redis.xlen(REJECTED_STREAM) <= 200
+
+
+async def test_rejections_are_logged_without_the_token(
+    sourced: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.dialects.rejected")
+    await sourced.post("/events", params={"tc_s": "30", "token": TOKEN}, json=EVENT)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "gateway.dialects.rejected"]
+    assert "/events source web tc_s 30: tc_s '30' is not the site of the token" in line
+    assert TOKEN not in line
+
+
+def test_rejection_log_is_throttled(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.dialects.rejected")
+    quiet = rejected.Reporter(interval=3600)
+    for n in range(3):
+        quiet.note(2, f"reason {n}")
+    assert quiet.total == 6
+    assert [r.getMessage() for r in caplog.records] == [
+        "2 event(s) rejected to gateway:rejected (2 since the start); latest: reason 0"
+    ]
+    caplog.clear()
+    every = rejected.Reporter(interval=0)
+    every.note(1, "a")
+    every.note(3, "b")
+    assert [r.getMessage() for r in caplog.records] == [
+        "1 event(s) rejected to gateway:rejected (1 since the start); latest: a",
+        "3 event(s) rejected to gateway:rejected (4 since the start); latest: b",
+    ]
 
 
 async def test_one_user_across_dialects_keeps_one_partition(

@@ -11,7 +11,6 @@ too large; an event that cannot be accepted goes to the rejected-events stream i
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,8 +27,6 @@ from gateway.ingest import Entry, Ingest
 from gateway.keys import INGEST, REDIS
 from gateway.sources import OPEN_SOURCE, Source, Sources
 from gateway.validate import check_depth, may_nest_past
-
-log = logging.getLogger(__name__)
 
 EVENT_PATH = "/events"
 BATCH_PATH = "/events/batch"
@@ -60,10 +57,18 @@ class Caller:
 
 def routes() -> dict[str, dict[str, Handler]]:
     """Path -> method -> handler of the Commanders Act routes."""
-    return {EVENT_PATH: {"POST": event}, BATCH_PATH: {"POST": batch}}
+    reporter = rejected.Reporter()
+
+    async def handle_event(request: web.Request) -> web.StreamResponse:
+        return await event(request, reporter)
+
+    async def handle_batch(request: web.Request) -> web.StreamResponse:
+        return await batch(request, reporter)
+
+    return {EVENT_PATH: {"POST": handle_event}, BATCH_PATH: {"POST": handle_batch}}
 
 
-async def event(request: web.Request) -> web.StreamResponse:
+async def event(request: web.Request, reporter: rejected.Reporter) -> web.StreamResponse:
     """`POST /events`: one event, v2 or v1."""
     ingest = request.app[INGEST]
     body = await _read(request, ingest.settings.max_message_bytes, "The event")
@@ -76,11 +81,11 @@ async def event(request: web.Request) -> web.StreamResponse:
         if v1
         else (commanders_act.V2, commanders_act.from_v2)
     )
-    await _ingest(request, caller, dialect, mapper, [(None, body, value)])
+    await _ingest(request, reporter, caller, dialect, mapper, [(None, body, value)])
     return _answer(v1 or bearer)
 
 
-async def batch(request: web.Request) -> web.StreamResponse:
+async def batch(request: web.Request, reporter: rejected.Reporter) -> web.StreamResponse:
     """`POST /events/batch`: `{"batch": [...]}` of v2 events (v1 had no batch)."""
     ingest = request.app[INGEST]
     settings = ingest.settings
@@ -92,7 +97,7 @@ async def batch(request: web.Request) -> web.StreamResponse:
     except msgspec.ValidationError as exc:
         # msgspec may stop at the first unexpected type: only valid JSON is a rejection.
         _json(body)
-        await _reject(request, caller, f"not a batch: {exc}", body)
+        await _reject(request, reporter, caller, f"not a batch: {exc}", body)
         return _answer(bearer)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         _json(body)
@@ -110,7 +115,7 @@ async def batch(request: web.Request) -> web.StreamResponse:
                 f"more than {settings.max_message_bytes}",
             )
     events = [(index, bytes(raw), _decode(raw)) for index, raw in enumerate(items)]
-    await _ingest(request, caller, commanders_act.V2, commanders_act.from_v2, events)
+    await _ingest(request, reporter, caller, commanders_act.V2, commanders_act.from_v2, events)
     return _answer(bearer)
 
 
@@ -146,6 +151,7 @@ def authenticate(sources: Sources, token: str | None, site_id: str | None) -> Ca
 
 async def _ingest(
     request: web.Request,
+    reporter: rejected.Reporter,
     caller: Caller,
     dialect: str,
     mapper: Mapper,
@@ -178,7 +184,7 @@ async def _ingest(
         return  # an empty batch: the committer must not be handed nothing to wait for
     await handlers.commit(request, entries + refused)
     if refused:
-        _log(request, caller, len(refused), reasons[0])
+        reporter.note(len(refused), _describe(request, caller, reasons[-1]))
         await rejected.trim(request.app[REDIS])
 
 
@@ -204,7 +210,9 @@ def _accept(
     return ingest.message(message, "track", arrival, caller.source, path)
 
 
-async def _reject(request: web.Request, caller: Caller, reason: str, body: bytes) -> None:
+async def _reject(
+    request: web.Request, reporter: rejected.Reporter, caller: Caller, reason: str, body: bytes
+) -> None:
     """Commit the rejection of a whole batch request that holds no event to try."""
     ingest = request.app[INGEST]
     record = rejected.entry(
@@ -219,20 +227,14 @@ async def _reject(request: web.Request, caller: Caller, reason: str, body: bytes
         max_body=ingest.settings.max_message_bytes,
     )
     await handlers.commit(request, (record,))
-    _log(request, caller, 1, reason)
+    reporter.note(1, _describe(request, caller, reason))
     await rejected.trim(request.app[REDIS])
 
 
-def _log(request: web.Request, caller: Caller, count: int, first: str) -> None:
+def _describe(request: web.Request, caller: Caller, reason: str) -> str:
     # The path only: the query string holds the token.
-    log.warning(
-        "%s: %d event(s) rejected (source %s, tc_s %s): %s",
-        request.path,
-        count,
-        caller.source.id if caller.source else "unknown",
-        caller.site_id,
-        first,
-    )
+    source = caller.source.id if caller.source else "unknown"
+    return f"{request.path} source {source} tc_s {caller.site_id}: {reason}"
 
 
 async def _read(request: web.Request, limit: int, what: str) -> bytes:

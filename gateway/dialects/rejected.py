@@ -11,6 +11,7 @@ accepted ones (durable, spooled while Redis is away); the stream is trimmed to a
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -61,6 +62,36 @@ def entry(
         record["body"] = body[:max_body].decode("utf-8", "replace")
         record["truncated"] = len(body)
     return Entry(REJECTED_STREAM, _encode(record), source or "", str(uuid.uuid4()))
+
+
+class Reporter:
+    """Logs rejections without flooding the log: the first at once, then at most one line
+    per `interval` seconds with the count since the last line (a misconfigured client may
+    send thousands a second; the stream holds the details)."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.total = 0
+        """Events rejected since the start (this process)."""
+        self._interval = interval
+        self._unlogged = 0
+        self._next_line = 0.0
+
+    def note(self, count: int, latest: str) -> None:
+        """Count `count` rejected events; `latest` describes the last (never a credential)."""
+        self.total += count
+        self._unlogged += count
+        now = time.monotonic()
+        if now < self._next_line:
+            return
+        log.warning(
+            "%d event(s) rejected to %s (%d since the start); latest: %s",
+            self._unlogged,
+            REJECTED_STREAM,
+            self.total,
+            latest,
+        )
+        self._unlogged = 0
+        self._next_line = now + self._interval
 
 
 async def trim(redis: Redis) -> None:
