@@ -13,6 +13,7 @@ the stream field by field. As printed:
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
@@ -24,8 +25,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway.constants import REJECTED_STREAM
+from gateway.constants import REJECTED_STREAM, events_key
 from gateway.dialects import rejected
+from gateway.embedded import RedisProcess
 from gateway.sources import CommandersAct, Source, Sources, SourcesError
 from tests.conftest import MakeClient, stream_messages
 
@@ -711,3 +713,30 @@ def test_bad_sources_file(tmp_path: Path, text: str, error: str) -> None:
     path.write_text(text)
     with pytest.raises(SourcesError, match=error.replace("[", r"\[").replace("]", r"\]")):
         Sources.from_file(path)
+
+
+@pytest.mark.slow
+async def test_rejections_are_spooled_while_redis_is_away(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    own = RedisProcess(tmp_path / "redis")
+    own.start()
+    try:
+        gateway = await make_client(sources=SOURCES, redis_url=own.url, redis_timeout=1.0)
+        own.kill()
+        batch = {"batch": [BATCH["batch"][0], {"event_name": "no user"}]}
+        response = await gateway.post("/events/batch", params=V2, json=batch)
+        assert response.status == 200  # both on disk: the accepted one and the rejection
+        own.start()
+        check = Redis.from_url(own.url)
+        for _ in range(100):  # replay probes with a backoff of at most 1 s
+            if await check.xlen(REJECTED_STREAM) and await check.xlen(events_key(0)):
+                break
+            await asyncio.sleep(0.1)
+        [message] = await stream_messages(check)
+        assert message["messageId"] == "202210310000000000"
+        [record] = await rejections(check)
+        assert (record["index"], record["body"]) == (1, {"event_name": "no user"})
+        await check.aclose()
+    finally:
+        own.stop()
