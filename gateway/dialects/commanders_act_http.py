@@ -162,29 +162,18 @@ async def _ingest(
     arrival = handlers.arrival_of(request)
     entries: list[Entry] = []
     refused: list[Entry] = []
-    reasons: list[str] = []
+    latest = ""
     for index, raw, value in events:
         try:
             entries.append(_accept(ingest, caller, mapper, arrival, index, raw, value))
         except (commanders_act.MappingError, ApiError) as exc:
-            reasons.append(str(exc) if isinstance(exc, commanders_act.MappingError) else _why(exc))
-            record = rejected.entry(
-                reasons[-1],
-                source=caller.source.id if caller.source else None,
-                dialect=dialect,
-                body=raw,
-                received_at=arrival.received_iso,
-                route=request.path,
-                site_id=caller.site_id,
-                index=index,
-                max_body=ingest.settings.max_message_bytes,
-            )
-            refused.append(record)
+            latest = str(exc) if isinstance(exc, commanders_act.MappingError) else _why(exc)
+            refused.append(_record(request, caller, dialect, latest, raw, index, arrival))
     if not entries and not refused:
         return  # an empty batch: the committer must not be handed nothing to wait for
     await handlers.commit(request, entries + refused)
     if refused:
-        reporter.note(len(refused), _describe(request, caller, reasons[-1]))
+        reporter.note(len(refused), _describe(request, caller, latest))
         await rejected.trim(request.app[REDIS])
 
 
@@ -214,21 +203,33 @@ async def _reject(
     request: web.Request, reporter: rejected.Reporter, caller: Caller, reason: str, body: bytes
 ) -> None:
     """Commit the rejection of a whole batch request that holds no event to try."""
-    ingest = request.app[INGEST]
-    record = rejected.entry(
-        reason,
-        source=caller.source.id if caller.source else None,
-        dialect=commanders_act.V2,
-        body=body,
-        received_at=handlers.arrival_of(request).received_iso,
-        route=request.path,
-        site_id=caller.site_id,
-        index=None,
-        max_body=ingest.settings.max_message_bytes,
-    )
+    arrival = handlers.arrival_of(request)
+    record = _record(request, caller, commanders_act.V2, reason, body, None, arrival)
     await handlers.commit(request, (record,))
     reporter.note(1, _describe(request, caller, reason))
     await rejected.trim(request.app[REDIS])
+
+
+def _record(
+    request: web.Request,
+    caller: Caller,
+    dialect: str,
+    reason: str,
+    body: bytes,
+    index: int | None,
+    arrival: Arrival,
+) -> Entry:
+    return rejected.entry(
+        reason,
+        source=caller.source.id if caller.source else None,
+        dialect=dialect,
+        body=body,
+        received_at=arrival.received_iso,
+        route=request.path,
+        site_id=caller.site_id,
+        index=index,
+        max_body=request.app[INGEST].settings.max_message_bytes,
+    )
 
 
 def _describe(request: web.Request, caller: Caller, reason: str) -> str:
