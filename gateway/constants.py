@@ -13,6 +13,9 @@ DEAD_LETTER_PREFIX = "gateway:dead"
 DEDUPE_PREFIX = "gateway:dedupe"
 """Recently seen messageIds: `gateway:dedupe:{n}:<source>:<messageId>`, same slot as the stream."""
 
+REJECTED_STREAM = "gateway:rejected"
+"""Events a dialect answered 200 but could not accept, with the reason (bounded, for debugging)."""
+
 DEFAULT_SOURCE = "default"
 """The source id of every message when no sources file is configured (open mode)."""
 

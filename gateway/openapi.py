@@ -294,6 +294,71 @@ def _webhook_routes() -> PathItems:
     return items
 
 
+def _commanders_act_routes() -> PathItems:
+    """`/events` and `/events/batch` (`gateway.dialects.commanders_act_http`)."""
+    query = [
+        {
+            "name": "tc_s",
+            "in": "query",
+            "required": False,
+            "description": "The Commanders Act site id; must match the source's `site_id`.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "token",
+            "in": "query",
+            "required": False,
+            "description": "The source key (v2); v1 sends it as `Authorization: Bearer`.",
+            "schema": {"type": "string"},
+        },
+        _CONTENT_ENCODING,
+    ]
+    answers = {
+        "200": {
+            **_json_answer(
+                "Taken: every event is stored, or (refused key, unmappable event) recorded in "
+                "the `gateway:rejected` stream with the reason.",
+                _ref("Success"),
+            ),
+            "headers": {
+                "Deprecation": {
+                    "description": "On a v1 request: v1 is deprecated (RFC 9745).",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        "400": _error(
+            "Invalid JSON or UTF-8, an unsupported `Content-Encoding`, or too large "
+            "(32 KB per event, 500 KB per batch): nothing stored."
+        ),
+        "503": _EVENT_ERRORS["503"],
+    }
+    described = (
+        ("/events", "One Commanders Act event (v2, or v1 with a Bearer key)", {"type": "object"}),
+        (
+            "/events/batch",
+            "A batch of Commanders Act v2 events",
+            {"type": "object", "required": ["batch"], "properties": {"batch": {"type": "array"}}},
+        ),
+    )
+    items: PathItems = {}
+    for path, summary, schema in described:
+        items[path] = {
+            "post": _operation(
+                _op_id("post", path),
+                "Commanders Act",
+                summary,
+                "Mapped to a Segment `track` message; see docs/commanders-act.md. Answers as "
+                "Commanders Act's documents say: 200 for everything parseable, 400 otherwise.",
+                parameters=query,
+                requestBody={"required": True, "content": {JSON: {"schema": schema}}},
+                responses=answers,
+                security=[{}, {"bearerAuth": []}],
+            )
+        }
+    return items
+
+
 def _health_routes() -> PathItems:
     """`/health` and `/ready` (`gateway.health`)."""
     live = {"200": _json_answer("The process serves requests.", _ref("Health"))}
@@ -378,6 +443,7 @@ PATH_GROUPS: tuple[Callable[[], PathItems], ...] = (
     _event_routes,
     _pixel_routes,
     _webhook_routes,
+    _commanders_act_routes,
     _health_routes,
     _doc_routes,
 )
@@ -548,6 +614,11 @@ def document() -> Json:
                     "description": "The writeKey as the username; the password is empty.",
                 },
                 "writeKeyQuery": {"type": "apiKey", "in": "query", "name": "writeKey"},
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A Commanders Act v1 source key.",
+                },
             },
         },
     }

@@ -11,6 +11,7 @@ import re
 from aiohttp import web
 
 from gateway import apidocs, cors, handlers, health, pixel, webhook
+from gateway.dialects import commanders_act_http
 from gateway.errors import ApiError
 from gateway.handlers import Handler
 from gateway.middleware import answering
@@ -42,6 +43,7 @@ def table() -> Table:
         routes[path] = {"POST": handlers.batch}
     routes.update(pixel.Pixels().routes())
     routes.update(webhook.routes())
+    routes.update(commanders_act_http.routes())
     routes["/health"] = {"GET": health.health, "HEAD": health.health}
     routes["/ready"] = {"GET": health.ready, "HEAD": health.ready}
     routes.update(apidocs.routes())
