@@ -55,6 +55,8 @@ class Committer:
 
     async def commit(self, entries: Sequence[Entry]) -> None:
         """Return once every entry is durable; `Unavailable` otherwise."""
+        if not entries:
+            return  # nothing to wait for (an empty pipeline would get no reply to wake it)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((entries, future))
         self._schedule()
