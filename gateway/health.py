@@ -12,7 +12,7 @@ import asyncio
 
 import msgspec
 from aiohttp import web
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.errors import JSON
 from gateway.keys import COMMITTER, REDIS, SETTINGS
@@ -51,8 +51,8 @@ async def _ping(request: web.Request) -> bool:
     try:
         async with asyncio.timeout(timeout):
             return bool(await request.app[REDIS].ping())
-    except (RedisError, OSError, TimeoutError):
-        return False
+    except (RedisError, RedisClusterException, OSError, TimeoutError):
+        return False  # RedisClusterException: no cluster node could be reached
 
 
 def _json(status: int, body: object, headers: dict[str, str] | None = None) -> web.Response:

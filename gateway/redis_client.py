@@ -6,13 +6,28 @@ failure the caller must answer (503) or route around (the spool).
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+AnyRedis = Redis | RedisCluster
+"""A client of one node or of a cluster (it finds each key's node, follows MOVED)."""
 
-def connect(url: str, timeout: float, max_connections: int = 64) -> Redis:
-    """A client for `url` whose every operation fails within about `timeout` seconds."""
+
+def connect(url: str, timeout: float, max_connections: int = 64, cluster: bool = False) -> AnyRedis:
+    """A client for `url` whose every operation fails within about `timeout` seconds.
+
+    On a cluster (`url` without `+cluster`), a command for every node (`PING`) asks each.
+    """
+    if cluster:
+        return RedisCluster.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            max_connections=max_connections,
+            health_check_interval=0,
+        )
     return Redis.from_url(
         url,
         socket_timeout=timeout,
