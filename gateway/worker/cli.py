@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.constants import all_events_keys
 from gateway.settings import Settings
@@ -188,7 +188,7 @@ def _guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except (config.ConfigError, NoRedisError, ValueError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
         print(f"gateway: Redis: {exc}", file=sys.stderr)
         return 1
 

@@ -104,3 +104,25 @@ async def test_ready_on_a_cluster(cluster: RedisCluster, make_gateway: MakeClien
     response = await client.get("/ready")
     assert response.status == 200
     assert (await response.json())["redis"] == "up"
+
+
+async def test_a_master_that_does_not_answer_spools_and_replay_catches_up(
+    cluster: RedisCluster, cluster_server: Cluster, make_gateway: MakeClient
+) -> None:
+    client = await make_gateway(partitions=PARTITIONS, redis_timeout=0.5)
+    assert client.app is not None
+    spool = client.app[COMMITTER].spool
+    with cluster_server.client(1) as node:
+        node.execute_command("CLIENT PAUSE", 1500, "WRITE")  # the writes wait: a timeout
+    body = {"batch": [track(n) for n in range(60)]}
+    response = await client.post("/v1/batch", json=body)
+    assert response.status == 200  # durable in the spool
+    assert not spool.empty
+    for _ in range(300):  # bounded: 30 s at most
+        if spool.empty:
+            break
+        await asyncio.sleep(0.1)
+    assert spool.empty
+    found = await read_partitions(cluster, PARTITIONS)
+    ids = sorted(message_id for partition in found.values() for message_id in partition)
+    assert ids == sorted(f"m-{n}" for n in range(60))  # the part that landed: not twice
