@@ -52,8 +52,8 @@ def _env(name: str, default: str | None = None) -> str | None:
 def _connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis-url",
-        help="redis://host:port/db (default: the embedded server of `gateway serve` "
-        "running with the same --data-dir)",
+        help="redis://host:port/db, or any node of a Redis Cluster (default: the embedded "
+        "server of `gateway serve` running with the same --data-dir)",
     )
     parser.add_argument("--data-dir", type=Path, help="the gateway's data directory")
     parser.add_argument(
