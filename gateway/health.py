@@ -14,6 +14,7 @@ import msgspec
 from aiohttp import web
 from redis.exceptions import RedisClusterException, RedisError
 
+from gateway import redis_client
 from gateway.errors import JSON
 from gateway.keys import COMMITTER, REDIS, SETTINGS
 
@@ -50,7 +51,7 @@ async def _ping(request: web.Request) -> bool:
     timeout = min(PING_TIMEOUT, request.app[SETTINGS].redis_timeout)
     try:
         async with asyncio.timeout(timeout):
-            return bool(await request.app[REDIS].ping())
+            return await redis_client.ping(request.app[REDIS])
     except (RedisError, RedisClusterException, OSError, TimeoutError):
         return False  # RedisClusterException: no cluster node could be reached
 

@@ -37,3 +37,13 @@ def connect(url: str, timeout: float, max_connections: int = 64, cluster: bool =
         max_connections=max_connections,
         health_check_interval=0,
     )
+
+
+async def ping(redis: AnyRedis) -> bool:
+    """True when Redis answers; on a cluster, when every master does.
+
+    redis-py's cluster client sends a plain `PING` to one node only.
+    """
+    if isinstance(redis, RedisCluster):
+        return bool(await redis.ping(target_nodes=RedisCluster.PRIMARIES))
+    return bool(await redis.ping())

@@ -99,11 +99,22 @@ async def test_a_resent_message_is_not_added_twice_on_a_cluster(
     assert ids == sorted(f"m-{n}" for n in range(40))
 
 
-async def test_ready_on_a_cluster(cluster: RedisCluster, make_gateway: MakeClient) -> None:
+async def test_ready_asks_every_master(
+    cluster: RedisCluster, cluster_server: Cluster, make_gateway: MakeClient
+) -> None:
     client = await make_gateway()
     response = await client.get("/ready")
     assert response.status == 200
     assert (await response.json())["redis"] == "up"
+    for index in (1, 2):  # not the node of the URL
+        with cluster_server.client(index) as node:
+            node.execute_command("CLIENT PAUSE", 1000, "ALL")  # answers nothing for 1 s
+        response = await client.get("/ready")
+        body = await response.json()
+        assert body["redis"] == "down"
+        assert response.status == 200  # the spool has room: still ready
+        with cluster_server.client(index) as node:
+            node.execute_command("CLIENT UNPAUSE")
 
 
 async def test_a_master_that_does_not_answer_spools_and_replay_catches_up(
