@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 
 from gateway.resp import RespConnection, command
+
+log = logging.getLogger(__name__)
 
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
@@ -49,6 +52,8 @@ async def is_cluster(url: str, connect_timeout: float) -> bool:
             (reply,) = await connection.execute(command(b"INFO", b"cluster"), 1)
         finally:
             connection.close()
-    if not isinstance(reply, bytes):  # an error: INFO refused (e.g. by an ACL)
-        raise ConnectionError(f"cannot tell whether {target.url} is a cluster: {reply}")
+    if not isinstance(reply, bytes):
+        # INFO refused (an ACL): take it for one node; `redis+cluster://` says otherwise.
+        log.warning("%s refused INFO (%s): taking it for a single node", target.url, reply)
+        return False
     return b"cluster_enabled:1" in reply
