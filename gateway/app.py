@@ -49,7 +49,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     writer, cluster = await open_writer(
         settings.redis_url, settings.dedupe_window, settings.redis_timeout
     )
-    # Not known to be a cluster yet: the seed node alone answers the health checks.
+    # A cluster client on a cluster; while that is not known (the node did not answer),
+    # a client of that node alone, for the health checks and the replay's probes.
     redis = redis_client.connect(
         redis_url.parse(settings.redis_url).url, settings.redis_timeout, cluster=bool(cluster)
     )
