@@ -92,11 +92,11 @@ class ClusterWriter:
             if not retry:
                 return added
             assert error is not None
+            if attempt == ATTEMPTS - 1:
+                raise error
             log.info(
                 "cluster: %d entries to send again (%s)", len(retry), str(error) or repr(error)
             )
-            if attempt == ATTEMPTS - 1:
-                raise error
             if not moved_only:  # a failover or a migration takes a moment
                 await asyncio.sleep(BACKOFF * 2**attempt)
             await self._refresh(generation)
