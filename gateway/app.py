@@ -8,15 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import pixel, redis_client, routes
+from gateway import pixel, redis_client, redis_url, routes
 from gateway.committer import Committer
-from gateway.dedupe import Writer
 from gateway.ingest import Ingest
 from gateway.keys import COMMITTER, INGEST, REDIS, SETTINGS
 from gateway.replay import Replayer
 from gateway.settings import Settings
 from gateway.sources import Sources
 from gateway.spool import Spool
+from gateway.writers import open_writer
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,14 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     """Redis, the spool, the committer in front of both, and the replay between them."""
     settings = app[SETTINGS]
     assert settings.redis_url is not None
-    redis = redis_client.connect(settings.redis_url, settings.redis_timeout)
+    writer, cluster = await open_writer(
+        settings.redis_url, settings.dedupe_window, settings.redis_timeout
+    )
+    # A cluster client on a cluster; while that is not known (the node did not answer),
+    # a client of that node alone, for the health checks and the replay's probes.
+    redis = redis_client.connect(
+        redis_url.parse(settings.redis_url).url, settings.redis_timeout, cluster=bool(cluster)
+    )
     try:
         await redis.ping()
     except Exception as exc:
@@ -60,7 +67,6 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     if not spool.empty:
         log.info("spool %s holds %d bytes to replay", spool.directory, spool.bytes)
     spool.start()
-    writer = Writer(settings.redis_url, settings.dedupe_window, settings.redis_timeout)
     replayer = Replayer(redis, writer, spool, settings.redis_timeout)
     replayer.start()
     app[REDIS] = redis

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
-from gateway.dedupe import Writer
 from gateway.ingest import Entry
 from gateway.spool import Spool, SpoolFull
+from gateway.writers import EntryWriter
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Committer:
     """Makes entries durable, many requests per pipeline: in Redis, else in the spool."""
 
     def __init__(
-        self, writer: Writer, spool: Spool, timeout: float, max_in_flight: int = 4
+        self, writer: EntryWriter, spool: Spool, timeout: float, max_in_flight: int = 4
     ) -> None:
         self.spool = spool
         self._writer = writer

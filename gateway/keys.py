@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from gateway.committer import Committer
 from gateway.ingest import Ingest
+from gateway.redis_client import AnyRedis
 from gateway.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 INGEST = web.AppKey("ingest", Ingest)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[AnyRedis] = web.AppKey("redis")
 COMMITTER = web.AppKey("committer", Committer)

@@ -16,11 +16,11 @@ import uuid
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.constants import REJECTED_STREAM
 from gateway.ingest import Entry
+from gateway.redis_client import AnyRedis
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class Reporter:
         self._next_line = now + self._interval
 
 
-async def trim(redis: Redis) -> None:
+async def trim(redis: AnyRedis) -> None:
     """Trim the stream to about `MAXLEN` entries; best effort (the next rejection retries).
 
     `redis` is the app's fail-fast client: a Redis that is away costs at most its timeout.
