@@ -37,7 +37,9 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
         raise ValueError("create_app needs settings.redis_url (serve starts an embedded one)")
     app = web.Application(client_max_size=settings.max_batch_bytes)
     app[SETTINGS] = settings
-    app[INGEST] = Ingest(settings, sources or Sources.from_file(settings.sources))
+    if sources is None:  # not `or`: a Sources with no writeKeys is empty, yet not open
+        sources = Sources.from_file(settings.sources)
+    app[INGEST] = Ingest(settings, sources)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_limiter)
     routes.add_routes(app, routes.table())

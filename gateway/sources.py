@@ -127,7 +127,12 @@ class Sources:
         return source if source is not None and source.enabled else None
 
     def __len__(self) -> int:
-        return len({s.id for s in self._by_key.values()})
+        configured = (
+            *self._by_key.values(),
+            *self._by_commanders_act_key.values(),
+            *self._intilery.values(),
+        )
+        return len({s.id for s in configured})
 
 
 def _commanders_act_keys(sources: Iterable[Source]) -> dict[str, Source]:
