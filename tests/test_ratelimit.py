@@ -111,6 +111,24 @@ async def test_limiter_refills_at_its_rate(redis_server: RedisProcess, redis: Re
         await limiter.close()
 
 
+async def test_concurrent_checks_share_round_trips_and_stay_exact(
+    redis_server: RedisProcess, redis: Redis
+) -> None:
+    limiter = RateLimiter(redis_server.url, timeout=2.0, processes=1)
+    try:
+        limit = Limit(rate=0.01, burst=10)
+        decisions = await asyncio.gather(*(limiter.check("k", limit) for _ in range(64)))
+        assert sum(decision.allowed for decision in decisions) == 10
+        assert all(90 <= d.retry_after <= 100 for d in decisions if not d.allowed)
+        assert limiter.flushes < 64  # checks of one event-loop turn share a script call
+        await redis.script_flush()  # as after a restart: the script is sent again
+        assert not (await limiter.check("k", limit)).allowed
+        assert (await limiter.check("other", limit)).allowed
+        assert limiter.fallbacks == 0
+    finally:
+        await limiter.close()
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     server = RedisProcess(tmp_path / "redis")
