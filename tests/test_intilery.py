@@ -498,6 +498,36 @@ async def test_bad_batch_is_400(
     assert await redis.exists(events_key(0)) == 0
 
 
+async def test_nesting_past_the_limit_is_400(shop: TestClient[Any, Any], redis: Redis) -> None:
+    deep: Any = "bottom"
+    for _ in range(70):
+        deep = {"d": deep}
+    status, answer = await post(shop, f"{BASE}/track", {"userId": "u", "event": "E", "p": deep})
+    assert (status, answer["message"]) == (
+        400,
+        "Message nested too deeply: $ nests deeper than 64 levels",
+    )
+    body = {"batch": [{"event": "E", "userId": "u"}, {"event": "E", "userId": "u", "p": deep}]}
+    status, answer = await post(shop, f"{BASE}/batch", body)
+    assert status == 400
+    assert answer["errors"] == [
+        {
+            "index": 1,
+            "message": "Message nested too deeply: $.batch[1] nests deeper than 64 levels",
+        }
+    ]
+    assert await redis.exists(events_key(0)) == 0
+
+
+async def test_batch_sent_at_must_be_a_timestamp(shop: TestClient[Any, Any]) -> None:
+    body = {"batch": [{"event": "E", "userId": "u"}], "sentAt": "soon"}
+    status, answer = await post(shop, f"{BASE}/batch", body)
+    assert (status, answer["message"]) == (
+        400,
+        "Invalid message: Invalid RFC3339 encoded datetime - at `$.sentAt`",
+    )
+
+
 # Sizes
 
 

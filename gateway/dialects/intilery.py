@@ -25,7 +25,7 @@ from gateway.ingest import Entry, Ingest
 from gateway.keys import INGEST, LIMITER
 from gateway.ratelimit import Limit
 from gateway.sources import OPEN_SOURCE, Source, Sources
-from gateway.validate import decode_batch, decode_object, may_nest_past
+from gateway.validate import decode_batch, decode_object, parse_datetime
 
 ACTIONS = (*mapping.SINGLE_ACTIONS, "batch")
 PATH = "/track/{clientId}/{accountId}/{brandId}/v1/"
@@ -118,7 +118,8 @@ def _batch(
         raise too_large(
             f"The batch has {len(envelope.batch)} items, more than {settings.max_batch_items}"
         )
-    deep = may_nest_past(body, settings.max_depth)
+    if envelope.sentAt is not None:
+        parse_datetime(envelope.sentAt, "$.sentAt")
     entries: list[Entry] = []
     errors: list[tuple[int, ApiError]] = []
     for index, raw in enumerate(envelope.batch):
@@ -130,8 +131,7 @@ def _batch(
                     f"{path} is {len(raw)} bytes",
                 )
             item = decode_object(raw, path)
-            if deep:
-                ingest.check_depth(bytes(raw), item, path)
+            ingest.check_depth(bytes(raw), item, path)  # per item, as /v1/batch does
             merge_batch_defaults(item, envelope.context, envelope.integrations, envelope.sentAt)
             kind = mapping.batch_item(item, account, path)
             entries.append(ingest.message(item, kind, arrival, source, path))
