@@ -20,6 +20,7 @@ limit divided by the number of processes, and tries Redis again after a second.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import math
@@ -85,6 +86,7 @@ class Decision(NamedTuple):
     retry_after: int = 0
 
 
+@functools.lru_cache(maxsize=4096)
 def bucket_key(name: str) -> str:
     """The Redis key of `name`'s bucket. Hashed: names hold credentials (tokens), and
     credentials are never stored in Redis."""
