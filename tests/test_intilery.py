@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from gateway.constants import events_key
 from gateway.dialects.intilery_config import Intilery
-from gateway.sources import Source, Sources, SourcesError
+from gateway.sources import CommandersAct, Source, Sources, SourcesError
 from tests.conftest import MakeClient, stream_messages
 
 BASE = "/track/acme/shop/SHOP/v1"
@@ -117,7 +117,7 @@ BATCH: dict[str, Any] = {
 }
 
 
-def shop_sources(**account: Any) -> Sources:
+def shop_sources(*extra: Source, **account: Any) -> Sources:
     """Two Intilery accounts: `acme/shop` (brands SHOP and OUTLET) and `acme/other`."""
     shop = Intilery(
         client="acme",
@@ -131,6 +131,7 @@ def shop_sources(**account: Any) -> Sources:
         [
             Source(id="shop", write_keys=[], intilery=shop),
             Source(id="other", write_keys=["wk_other"], intilery=other),
+            *extra,
         ]
     )
 
@@ -605,27 +606,38 @@ async def test_segment_routes_keep_their_answers(shop: TestClient[Any, Any]) -> 
     assert (await response.json())["Message"] == "Invalid or missing writekey"
 
 
-async def test_same_user_through_both_dialects_shares_a_partition(
+async def test_same_user_through_all_three_dialects_shares_a_partition(
     make_client: MakeClient, redis: Redis
 ) -> None:
-    client = await make_client(sources=shop_sources(), partitions=4)
-    auth = {"Authorization": "Basic d2tfb3RoZXI6"}  # wk_other:
-    steps = [
-        ("segment", {"userId": "joe", "event": "Step 1"}),
-        ("intilery", {"userId": "joe", "event": "Step 2"}),
-        ("segment", {"userId": "joe", "event": "Step 3"}),
-        ("intilery", {"userId": "joe", "event": "Step 4"}),
-    ]
-    for dialect, body in steps:
-        if dialect == "segment":
-            response = await client.post("/v1/track", json=body, headers=auth)
-            assert response.status == 200
-        else:
-            assert (await post(client, f"{BASE}/track", body))[0] == 200
+    commanders_act = Source(
+        id="tags", write_keys=[], commanders_act=CommandersAct(site_id=29, source_keys=["sk"])
+    )
+    client = await make_client(sources=shop_sources(commanders_act), partitions=4)
+    for step in range(1, 7):
+        dialect = step % 3
+        if dialect == 1:  # Segment
+            response = await client.post(
+                "/v1/track",
+                json={"userId": "joe", "event": f"Step {step}"},
+                headers={"Authorization": "Basic d2tfb3RoZXI6"},  # wk_other:
+            )
+        elif dialect == 2:  # Intilery
+            response = await client.post(
+                f"{BASE}/track",
+                json={"userId": "joe", "event": f"Step {step}"},
+                headers={"auth-token": ACCOUNT_TOKEN},
+            )
+        else:  # Commanders Act v2
+            response = await client.post(
+                "/events?tc_s=29&token=sk",
+                json={"event_name": f"Step {step}", "user": {"id": "joe"}},
+            )
+        assert response.status == 200, await response.text()
     partitions = [await stream_messages(redis, n) for n in range(4)]
     (joe,) = [messages for messages in partitions if messages]
-    assert [m["event"] for m in joe] == ["Step 1", "Step 2", "Step 3", "Step 4"]
+    assert [m["event"] for m in joe] == [f"Step {step}" for step in range(1, 7)]
     assert {m["userId"] for m in joe} == {"joe"}
+    assert [m["_source"] for m in joe] == ["other", "shop", "tags"] * 2
 
 
 # The sources file
