@@ -8,9 +8,8 @@ agree. An idle bucket expires once it would be full again.
 
 Checks are grouped like commits (see `gateway.committer`): the requests that arrive in
 one turn of the event loop share one write to Redis, one script call per caller asking
-for as many tokens as that caller has requests, on a lean pipelined connection (see
-`gateway.resp`). Under load that is far fewer script calls, and far fewer AOF fsyncs on a
-server that fsyncs every write, than one per request.
+for as many tokens as that caller has requests (on one node or a cluster, see
+`gateway.ratelimit_script`). Under load that is far fewer script calls than requests.
 
 When Redis does not answer, the gateway still accepts messages (they go to the spool), so
 limiting must not fail closed: the limiter falls back to buckets in the process, with the
@@ -27,44 +26,11 @@ import math
 import time
 from typing import Any, NamedTuple
 
-import hiredis
-
 from gateway.constants import RATELIMIT_PREFIX
-from gateway.resp import RespConnection, RespError, command
+from gateway.ratelimit_script import Call, ScriptRunner, open_runner
 
 log = logging.getLogger(__name__)
 
-SCRIPT = """
--- KEYS[1]: the caller's bucket, a hash {tokens, at}; ARGV[1]: tokens per second;
--- ARGV[2]: the bucket's size (the burst); ARGV[3]: tokens wanted.
--- Returns {tokens granted, ms until one more token} (0 ms when all were granted).
-if redis.replicate_commands then redis.replicate_commands() end  -- TIME, Redis < 5
--- A bucket is worth nothing after a restart or failover (it starts full again): keeping
--- its writes out of the AOF and replication spares an fsync per call on a server that
--- fsyncs every write.
-redis.set_repl(redis.REPL_NONE)
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local want = tonumber(ARGV[3])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or burst
-local at = tonumber(state[2]) or now
-if now > at then
-  tokens = math.min(burst, tokens + (now - at) * rate / 1000)
-end
-local granted = math.min(want, math.floor(tokens))
-tokens = tokens - granted
-local wait = 0
-if granted < want then
-  wait = math.ceil((1 - tokens) * 1000 / rate)
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return {granted, wait}
-"""
-_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest().encode()
 
 PROBE_INTERVAL = 1.0
 """Seconds the limiter keeps to its local buckets after Redis failed, before trying again."""
@@ -110,8 +76,8 @@ class RateLimiter:
         self._url = url
         self._timeout = timeout
         self._processes = max(1, processes)
-        self._connection: RespConnection | None = None
-        self._connecting = asyncio.Lock()
+        self._runner: ScriptRunner | None = None
+        self._opening = asyncio.Lock()
         self._pending: dict[bytes, _Waiting] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._down_until = 0.0
@@ -148,11 +114,11 @@ class RateLimiter:
         return self._local_check(name, limit)
 
     async def close(self) -> None:
-        """Wait for the flushes in flight, then close the connection."""
+        """Wait for the flushes in flight, then close the connections."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._connection is not None:
-            self._connection.close()
+        if self._runner is not None:
+            await self._runner.close()
 
     def _start_flush(self) -> None:
         pending, self._pending = self._pending, {}
@@ -186,7 +152,7 @@ class RateLimiter:
                     future.set_result(Decision(True) if index < granted else refused)
 
     async def _run(self, pending: dict[bytes, _Waiting]) -> list[Any]:
-        calls = [
+        calls: list[Call] = [
             (
                 key,
                 repr(float(waiting.limit.rate)).encode(),
@@ -195,31 +161,13 @@ class RateLimiter:
             )
             for key, waiting in pending.items()
         ]
-        replies = await self._execute([command(b"EVALSHA", _SHA, b"1", *c) for c in calls])
-        missing = [
-            index
-            for index, reply in enumerate(replies)
-            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT")
-        ]
-        if missing:  # a restarted or failed-over server has forgotten the script
-            again = await self._execute(
-                [command(b"EVAL", SCRIPT.encode(), b"1", *calls[index]) for index in missing]
-            )
-            for index, reply in zip(missing, again, strict=True):
-                replies[index] = reply
-        for reply in replies:
-            if isinstance(reply, hiredis.ReplyError):
-                raise RespError(f"the rate limit script failed: {reply}")
-        return replies
-
-    async def _execute(self, calls: list[bytes]) -> list[Any]:
-        connection = self._connection
-        if connection is None or connection.closed:
-            async with self._connecting:
-                if self._connection is None or self._connection.closed:
-                    self._connection = await RespConnection.open(self._url, self._timeout)
-                connection = self._connection
-        return await connection.execute(b"".join(calls), len(calls))
+        runner = self._runner
+        if runner is None:
+            async with self._opening:
+                if self._runner is None:  # decided once Redis answers: one node or a cluster
+                    self._runner = await open_runner(self._url, self._timeout)
+                runner = self._runner
+        return await runner.run(calls)
 
     def _went_down(self, exc: BaseException) -> None:
         if not self._degraded:
