@@ -11,7 +11,8 @@ from aiohttp import web
 from gateway import pixel, redis_client, redis_url, routes
 from gateway.committer import Committer
 from gateway.ingest import Ingest
-from gateway.keys import COMMITTER, INGEST, REDIS, SETTINGS
+from gateway.keys import COMMITTER, INGEST, LIMITER, REDIS, SETTINGS
+from gateway.ratelimit import RateLimiter
 from gateway.replay import Replayer
 from gateway.settings import Settings
 from gateway.sources import Sources
@@ -36,8 +37,11 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
         raise ValueError("create_app needs settings.redis_url (serve starts an embedded one)")
     app = web.Application(client_max_size=settings.max_batch_bytes)
     app[SETTINGS] = settings
-    app[INGEST] = Ingest(settings, sources or Sources.from_file(settings.sources))
+    if sources is None:  # not `or`: a Sources with no writeKeys is empty, yet not open
+        sources = Sources.from_file(settings.sources)
+    app[INGEST] = Ingest(settings, sources)
     app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_limiter)
     routes.add_routes(app, routes.table())
     return app
 
@@ -79,3 +83,14 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await spool.close()
         await writer.close()
         await redis.aclose()
+
+
+async def _limiter(app: web.Application) -> AsyncIterator[None]:
+    """The rate limiter, on its own connection (see `gateway.ratelimit`)."""
+    settings = app[SETTINGS]
+    assert settings.redis_url is not None
+    app[LIMITER] = RateLimiter(settings.redis_url, settings.redis_timeout, settings.workers)
+    try:
+        yield
+    finally:
+        await app[LIMITER].close()

@@ -15,6 +15,8 @@ DEDUPE_PREFIX = "gateway:dedupe"
 
 REJECTED_STREAM = "gateway:rejected"
 """Events a dialect answered 200 but could not accept, with the reason (bounded, for debugging)."""
+RATELIMIT_PREFIX = "gateway:ratelimit"
+"""Token buckets of rate-limited callers: `gateway:ratelimit:<sha256 of the caller>`."""
 
 DEFAULT_SOURCE = "default"
 """The source id of every message when no sources file is configured (open mode)."""

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.committer import Committer
 from gateway.ingest import Ingest
+from gateway.ratelimit import RateLimiter
 from gateway.redis_client import AnyRedis
 from gateway.settings import Settings
 
@@ -13,3 +14,4 @@ SETTINGS = web.AppKey("settings", Settings)
 INGEST = web.AppKey("ingest", Ingest)
 REDIS: web.AppKey[AnyRedis] = web.AppKey("redis")
 COMMITTER = web.AppKey("committer", Committer)
+LIMITER = web.AppKey("limiter", RateLimiter)

@@ -359,6 +359,70 @@ def _commanders_act_routes() -> PathItems:
     return items
 
 
+def _intilery_routes() -> PathItems:
+    """Intilery's `/track/{clientId}/{accountId}/{brandId}/v1/{action}` (docs/intilery.md)."""
+    from gateway.dialects import intilery  # gateway.routes imports both: import when built
+
+    def error(description: str, headers: Json | None = None) -> Json:
+        return _json_answer(description, _ref("IntileryError"), headers)
+
+    segment = {"in": "path", "required": True, "schema": {"type": "string"}}
+    parameters = [
+        {"name": "clientId", "description": "Lower case, as in the Intilery login URL.", **segment},
+        {"name": "accountId", "description": "Lower case; often the clientId.", **segment},
+        {
+            "name": "brandId",
+            "description": "Case-sensitive; often the accountId in upper case.",
+            **segment,
+        },
+        {
+            "name": "action",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": list(intilery.ACTIONS)},
+        },
+        {**_CONTENT_ENCODING},
+    ]
+    path = intilery.PATH + "{action}"
+    return {
+        path: {
+            "post": _operation(
+                _op_id("post", path),
+                "Intilery",
+                "A message or batch in Intilery's dialect",
+                "The action sets the type; the body's `event` repeats it (`identify`, `page`) "
+                "or names the tracked event. In a batch each item's `event` names its method "
+                "(`identify`, `page`, `screen`, `group`), any other value being a track of "
+                "that name; the batch's `context` is merged into each item. A batch is stored "
+                "whole or not at all." + _BODY_NOTE,
+                parameters=parameters,
+                requestBody={
+                    "required": True,
+                    "content": {JSON: {"schema": {"type": "object"}}},
+                },
+                responses={
+                    "200": _json_answer(
+                        "Stored: `eventId` is the messageId (a batch's first; `eventIds` "
+                        "lists each item's).",
+                        _ref("IntileryAnswer"),
+                    ),
+                    "400": error("Invalid JSON or message, or a batch with a bad item."),
+                    "403": error(
+                        "`No Token Supplied`, or `Token Not Authorised` for this account or brand."
+                    ),
+                    "404": error("An action other than the five."),
+                    "413": error("The request is past 1 MB, or a message past 32 KB."),
+                    "429": error(
+                        "The token is past its rate limit (100/s, bursts to 500).", _RETRY_AFTER
+                    ),
+                    "503": error("The messages could not be made durable in time.", _RETRY_AFTER),
+                },
+                security=[{"intileryToken": []}],
+            )
+        }
+    }
+
+
 def _health_routes() -> PathItems:
     """`/health` and `/ready` (`gateway.health`)."""
     live = {"200": _json_answer("The process serves requests.", _ref("Health"))}
@@ -414,6 +478,9 @@ def _doc_routes() -> PathItems:
 def _with_preflight(items: PathItems) -> PathItems:
     """An `OPTIONS` preflight on every path, as `gateway.cors.with_preflight` routes it."""
     for path, item in items.items():
+        # A templated path's preflight takes the same path parameters as its operations.
+        first: Json = next(iter(item.values()), {})
+        path_parameters = [p for p in first.get("parameters", ()) if p.get("in") == "path"]
         item["options"] = {
             "operationId": _op_id("options", path),
             "tags": ["CORS"],
@@ -436,6 +503,8 @@ def _with_preflight(items: PathItems) -> PathItems:
                 }
             },
         }
+        if path_parameters:
+            item["options"]["parameters"] = path_parameters
     return items
 
 
@@ -444,6 +513,7 @@ PATH_GROUPS: tuple[Callable[[], PathItems], ...] = (
     _pixel_routes,
     _webhook_routes,
     _commanders_act_routes,
+    _intilery_routes,
     _health_routes,
     _doc_routes,
 )
@@ -538,6 +608,37 @@ def _schemas() -> Json:
             },
             "additionalProperties": False,
         },
+        "IntileryAnswer": {
+            "type": "object",
+            "required": ["success", "eventId"],
+            "properties": {
+                "success": {"const": True},
+                "eventId": {"type": "string"},
+                "eventIds": {"type": "array", "items": {"type": "string"}},
+            },
+            "additionalProperties": False,
+        },
+        "IntileryError": {
+            "type": "object",
+            "required": ["success", "message"],
+            "properties": {
+                "success": {"const": False},
+                "message": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "description": "A refused batch's bad items.",
+                    "items": {
+                        "type": "object",
+                        "required": ["index", "message"],
+                        "properties": {
+                            "index": {"type": "integer", "minimum": 0},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+            "additionalProperties": False,
+        },
         "Health": {
             "type": "object",
             "required": ["status"],
@@ -619,6 +720,7 @@ def document() -> Json:
                     "scheme": "bearer",
                     "description": "A Commanders Act v1 source key.",
                 },
+                "intileryToken": {"type": "apiKey", "in": "header", "name": "auth-token"},
             },
         },
     }

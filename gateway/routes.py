@@ -11,7 +11,7 @@ import re
 from aiohttp import web
 
 from gateway import apidocs, cors, handlers, health, pixel, webhook
-from gateway.dialects import commanders_act_http
+from gateway.dialects import commanders_act_http, intilery
 from gateway.errors import ApiError
 from gateway.handlers import Handler
 from gateway.middleware import answering
@@ -44,6 +44,7 @@ def table() -> Table:
     routes.update(pixel.Pixels().routes())
     routes.update(webhook.routes())
     routes.update(commanders_act_http.routes())
+    routes.update(intilery.routes())
     routes["/health"] = {"GET": health.health, "HEAD": health.health}
     routes["/ready"] = {"GET": health.ready, "HEAD": health.ready}
     routes.update(apidocs.routes())
@@ -53,14 +54,17 @@ def table() -> Table:
 def add_routes(app: web.Application, routes: Table) -> None:
     """Register `routes` exactly, and a fallback that finds them under untidy paths.
 
-    Every handler answers through `middleware.answering` (JSON errors, CORS).
+    Every handler answers through `middleware.answering` (JSON errors, CORS). A path may
+    have `{name}` segments (aiohttp's syntax): each matches one path segment.
     """
+    templates = [(_template(path), methods) for path, methods in routes.items() if "{" in path]
     for path, methods in routes.items():
         for method, handler in methods.items():
             app.router.add_route(method, path, answering(handler))
 
     async def fallback(request: web.Request) -> web.StreamResponse:
-        methods = routes.get(normalize(request.path))
+        path = normalize(request.path)
+        methods = routes.get(path) or next((m for t, m in templates if t.fullmatch(path)), None)
         if methods is None:
             raise ApiError(404, "No such route", f"{request.method} {request.path}")
         handler = methods.get(request.method)
@@ -82,3 +86,9 @@ _SLASHES = re.compile(r"/{2,}")
 def normalize(path: str) -> str:
     """`//v1//track/` -> `/v1/track`."""
     return _SLASHES.sub("/", path).rstrip("/") or "/"
+
+
+def _template(path: str) -> re.Pattern[str]:
+    """`/track/{clientId}/v1` as a pattern whose `{...}` match one path segment each."""
+    parts = re.split(r"(\{[^}]+\})", path)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))

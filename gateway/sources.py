@@ -24,6 +24,7 @@ from typing import Annotated
 import msgspec
 
 from gateway.constants import DEFAULT_SOURCE
+from gateway.dialects.intilery_config import Intilery
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
@@ -45,6 +46,8 @@ class Source(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The `event` of a `track` message made from a third party's webhook payload."""
     commanders_act: CommandersAct | None = None
     """Accept Commanders Act's `POST /events` for this source (docs/commanders-act.md)."""
+    intilery: Intilery | None = None
+    """The Intilery account this source is, and its tokens (docs/intilery.md)."""
 
 
 class _SourcesFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -73,6 +76,15 @@ class Sources:
                     )
                 self._by_key[key] = source
         self._by_commanders_act_key = _commanders_act_keys(sources or ())
+        self._intilery: dict[tuple[str, str], Source] = {}
+        for source in sources or ():
+            if source.intilery is not None:
+                other = self._intilery.setdefault(source.intilery.account_key, source)
+                if other is not source:
+                    raise SourcesError(
+                        f"Intilery account {'/'.join(source.intilery.account_key)!r} is "
+                        f"configured under both source {other.id!r} and {source.id!r}"
+                    )
 
     @classmethod
     def from_file(cls, path: Path | None) -> Sources:
@@ -109,8 +121,18 @@ class Sources:
         """The source whose Commanders Act source keys include `token`, enabled or not."""
         return self._by_commanders_act_key.get(token)
 
+    def intilery(self, client: str, account: str) -> Source | None:
+        """The enabled source of an Intilery account (case-insensitive), if configured."""
+        source = self._intilery.get((client.lower(), account.lower()))
+        return source if source is not None and source.enabled else None
+
     def __len__(self) -> int:
-        return len({s.id for s in self._by_key.values()})
+        configured = (
+            *self._by_key.values(),
+            *self._by_commanders_act_key.values(),
+            *self._intilery.values(),
+        )
+        return len({s.id for s in configured})
 
 
 def _commanders_act_keys(sources: Iterable[Source]) -> dict[str, Source]:
