@@ -8,16 +8,17 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import pixel, redis_client, routes
+from gateway import pixel, redis_client, redis_url, routes
 from gateway.committer import Committer
-from gateway.dedupe import Writer
 from gateway.ingest import Ingest
-from gateway.keys import COMMITTER, INGEST, METRICS, REDIS, SETTINGS
+from gateway.keys import COMMITTER, INGEST, LIMITER, METRICS, REDIS, SETTINGS
 from gateway.metrics import Metrics
+from gateway.ratelimit import RateLimiter
 from gateway.replay import Replayer
 from gateway.settings import Settings
 from gateway.sources import Sources
 from gateway.spool import Spool
+from gateway.writers import open_writer
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,12 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     app = web.Application(client_max_size=settings.max_batch_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
-    app[INGEST] = Ingest(settings, sources or Sources.from_file(settings.sources))
+    if sources is None:  # not `or`: a Sources with no writeKeys is empty, yet not open
+        sources = Sources.from_file(settings.sources)
+    app[INGEST] = Ingest(settings, sources)
     app.cleanup_ctx.append(_metrics)  # first in, last out: its last push sees the last flush
     app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_limiter)
     routes.add_routes(app, routes.table())
     return app
 
@@ -55,7 +59,14 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     """Redis, the spool, the committer in front of both, and the replay between them."""
     settings = app[SETTINGS]
     assert settings.redis_url is not None
-    redis = redis_client.connect(settings.redis_url, settings.redis_timeout)
+    writer, cluster = await open_writer(
+        settings.redis_url, settings.dedupe_window, settings.redis_timeout
+    )
+    # A cluster client on a cluster; while that is not known (the node did not answer),
+    # a client of that node alone, for the health checks and the replay's probes.
+    redis = redis_client.connect(
+        redis_url.parse(settings.redis_url).url, settings.redis_timeout, cluster=bool(cluster)
+    )
     try:
         await redis.ping()
     except Exception as exc:
@@ -78,7 +89,6 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
             extra={"event": "spool_pending", "bytes": spool.bytes},
         )
     spool.start()
-    writer = Writer(settings.redis_url, settings.dedupe_window, settings.redis_timeout)
     replayer = Replayer(redis, writer, spool, settings.redis_timeout)
     replayer.start()
     metrics = app[METRICS]
@@ -93,3 +103,14 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await spool.close()
         await writer.close()
         await redis.aclose()
+
+
+async def _limiter(app: web.Application) -> AsyncIterator[None]:
+    """The rate limiter, on its own connection (see `gateway.ratelimit`)."""
+    settings = app[SETTINGS]
+    assert settings.redis_url is not None
+    app[LIMITER] = RateLimiter(settings.redis_url, settings.redis_timeout, settings.workers)
+    try:
+        yield
+    finally:
+        await app[LIMITER].close()

@@ -41,7 +41,11 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
-    serve.add_argument("--redis-url", help="redis://host:port/db of your Redis or Valkey")
+    serve.add_argument(
+        "--redis-url",
+        help="redis://host:port/db of your Redis or Valkey; for a Redis Cluster any node's "
+        "redis://host:port (detected) or redis+cluster://host:port",
+    )
     serve.add_argument("--sources", type=Path, help="TOML file of sources and writeKeys")
     serve.add_argument(
         "--workers", type=int, help="processes sharing the port (default: one per core)"

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
-from gateway.dedupe import Writer
 from gateway.ingest import Entry
 from gateway.metrics import Tally
 from gateway.spool import Spool, SpoolFull
+from gateway.writers import EntryWriter
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Committer:
 
     def __init__(
         self,
-        writer: Writer,
+        writer: EntryWriter,
         spool: Spool,
         timeout: float,
         tally: Tally | None = None,
@@ -67,6 +67,8 @@ class Committer:
 
     async def commit(self, entries: Sequence[Entry]) -> None:
         """Return once every entry is durable; `Unavailable` otherwise."""
+        if not entries:
+            return  # nothing to wait for (an empty pipeline would get no reply to wake it)
         start = time.perf_counter()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((entries, future))

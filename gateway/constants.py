@@ -13,6 +13,11 @@ DEAD_LETTER_PREFIX = "gateway:dead"
 DEDUPE_PREFIX = "gateway:dedupe"
 """Recently seen messageIds: `gateway:dedupe:{n}:<source>:<messageId>`, same slot as the stream."""
 
+REJECTED_STREAM = "gateway:rejected"
+"""Events a dialect answered 200 but could not accept, with the reason (bounded, for debugging)."""
+RATELIMIT_PREFIX = "gateway:ratelimit"
+"""Token buckets of rate-limited callers: `gateway:ratelimit:<sha256 of the caller>`."""
+
 DEFAULT_SOURCE = "default"
 """The source id of every message when no sources file is configured (open mode)."""
 

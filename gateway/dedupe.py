@@ -76,7 +76,8 @@ class Writer:
         ]
         if missing:  # a restarted or failed-over server has forgotten the script
             await self._run([command(b"SCRIPT", b"LOAD", SCRIPT.encode())])
-            results = [r for r in results if not isinstance(r, hiredis.ReplyError)]
+            # Other errors stay: a cluster node may own some of the slots and not others.
+            results = [r for r in results if not str(r).startswith("NOSCRIPT")]
             results += await self._run(missing)
         for result in results:
             if isinstance(result, hiredis.ReplyError):

@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 class RedisProcess:
     """A `valkey-server`/`redis-server` child process on loopback with its data in `directory`."""
 
-    def __init__(self, directory: Path, port: int | None = None, appendfsync: str = "always"):
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        appendfsync: str = "always",
+        extra_args: Sequence[str] = (),
+    ):
         self.directory = directory.resolve()  # the server changes into it: no relative paths
         self.port = port or free_port()
         self.appendfsync = appendfsync
+        self.extra_args = tuple(extra_args)
+        """More server options, e.g. `("--cluster-enabled", "yes")` for a cluster node."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -88,6 +96,7 @@ class RedisProcess:
             "no",
             "--logfile",
             str(self.directory / "server.log"),
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(
             args,

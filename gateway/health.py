@@ -12,8 +12,9 @@ import asyncio
 
 import msgspec
 from aiohttp import web
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
+from gateway import redis_client
 from gateway.errors import JSON
 from gateway.keys import COMMITTER, REDIS, SETTINGS
 
@@ -50,9 +51,9 @@ async def _ping(request: web.Request) -> bool:
     timeout = min(PING_TIMEOUT, request.app[SETTINGS].redis_timeout)
     try:
         async with asyncio.timeout(timeout):
-            return bool(await request.app[REDIS].ping())
-    except (RedisError, OSError, TimeoutError):
-        return False
+            return await redis_client.ping(request.app[REDIS])
+    except (RedisError, RedisClusterException, OSError, TimeoutError):
+        return False  # RedisClusterException: no cluster node could be reached
 
 
 def _json(status: int, body: object, headers: dict[str, str] | None = None) -> web.Response:

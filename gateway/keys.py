@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from gateway.committer import Committer
 from gateway.ingest import Ingest
 from gateway.metrics import Metrics
+from gateway.ratelimit import RateLimiter
+from gateway.redis_client import AnyRedis
 from gateway.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 INGEST = web.AppKey("ingest", Ingest)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[AnyRedis] = web.AppKey("redis")
 COMMITTER = web.AppKey("committer", Committer)
 METRICS = web.AppKey("metrics", Metrics)
+LIMITER = web.AppKey("limiter", RateLimiter)

@@ -294,6 +294,135 @@ def _webhook_routes() -> PathItems:
     return items
 
 
+def _commanders_act_routes() -> PathItems:
+    """`/events` and `/events/batch` (`gateway.dialects.commanders_act_http`)."""
+    query = [
+        {
+            "name": "tc_s",
+            "in": "query",
+            "required": False,
+            "description": "The Commanders Act site id; must match the source's `site_id`.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "token",
+            "in": "query",
+            "required": False,
+            "description": "The source key (v2); v1 sends it as `Authorization: Bearer`.",
+            "schema": {"type": "string"},
+        },
+        _CONTENT_ENCODING,
+    ]
+    answers = {
+        "200": {
+            **_json_answer(
+                "Taken: every event is stored, or (refused key, unmappable event) recorded in "
+                "the `gateway:rejected` stream with the reason.",
+                _ref("Success"),
+            ),
+            "headers": {
+                "Deprecation": {
+                    "description": "On a v1 request: v1 is deprecated (RFC 9745).",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        "400": _error(
+            "Invalid JSON or UTF-8, an unsupported `Content-Encoding`, or too large "
+            "(32 KB per event, 500 KB per batch): nothing stored."
+        ),
+        "503": _EVENT_ERRORS["503"],
+    }
+    described = (
+        ("/events", "One Commanders Act event (v2, or v1 with a Bearer key)", {"type": "object"}),
+        (
+            "/events/batch",
+            "A batch of Commanders Act v2 events",
+            {"type": "object", "required": ["batch"], "properties": {"batch": {"type": "array"}}},
+        ),
+    )
+    items: PathItems = {}
+    for path, summary, schema in described:
+        items[path] = {
+            "post": _operation(
+                _op_id("post", path),
+                "Commanders Act",
+                summary,
+                "Mapped to a Segment `track` message; see docs/commanders-act.md. Answers as "
+                "Commanders Act's documents say: 200 for everything parseable, 400 otherwise.",
+                parameters=query,
+                requestBody={"required": True, "content": {JSON: {"schema": schema}}},
+                responses=answers,
+                security=[{}, {"bearerAuth": []}],
+            )
+        }
+    return items
+
+
+def _intilery_routes() -> PathItems:
+    """Intilery's `/track/{clientId}/{accountId}/{brandId}/v1/{action}` (docs/intilery.md)."""
+    from gateway.dialects import intilery  # gateway.routes imports both: import when built
+
+    def error(description: str, headers: Json | None = None) -> Json:
+        return _json_answer(description, _ref("IntileryError"), headers)
+
+    segment = {"in": "path", "required": True, "schema": {"type": "string"}}
+    parameters = [
+        {"name": "clientId", "description": "Lower case, as in the Intilery login URL.", **segment},
+        {"name": "accountId", "description": "Lower case; often the clientId.", **segment},
+        {
+            "name": "brandId",
+            "description": "Case-sensitive; often the accountId in upper case.",
+            **segment,
+        },
+        {
+            "name": "action",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": list(intilery.ACTIONS)},
+        },
+        {**_CONTENT_ENCODING},
+    ]
+    path = intilery.PATH + "{action}"
+    return {
+        path: {
+            "post": _operation(
+                _op_id("post", path),
+                "Intilery",
+                "A message or batch in Intilery's dialect",
+                "The action sets the type; the body's `event` repeats it (`identify`, `page`) "
+                "or names the tracked event. In a batch each item's `event` names its method "
+                "(`identify`, `page`, `screen`, `group`), any other value being a track of "
+                "that name; the batch's `context` is merged into each item. A batch is stored "
+                "whole or not at all." + _BODY_NOTE,
+                parameters=parameters,
+                requestBody={
+                    "required": True,
+                    "content": {JSON: {"schema": {"type": "object"}}},
+                },
+                responses={
+                    "200": _json_answer(
+                        "Stored: `eventId` is the messageId (a batch's first; `eventIds` "
+                        "lists each item's).",
+                        _ref("IntileryAnswer"),
+                    ),
+                    "400": error("Invalid JSON or message, or a batch with a bad item."),
+                    "403": error(
+                        "`No Token Supplied`, or `Token Not Authorised` for this account or brand."
+                    ),
+                    "404": error("An action other than the five."),
+                    "413": error("The request is past 1 MB, or a message past 32 KB."),
+                    "429": error(
+                        "The token is past its rate limit (100/s, bursts to 500).", _RETRY_AFTER
+                    ),
+                    "503": error("The messages could not be made durable in time.", _RETRY_AFTER),
+                },
+                security=[{"intileryToken": []}],
+            )
+        }
+    }
+
+
 def _health_routes() -> PathItems:
     """`/health` and `/ready` (`gateway.health`)."""
     live = {"200": _json_answer("The process serves requests.", _ref("Health"))}
@@ -372,6 +501,9 @@ def _doc_routes() -> PathItems:
 def _with_preflight(items: PathItems) -> PathItems:
     """An `OPTIONS` preflight on every path, as `gateway.cors.with_preflight` routes it."""
     for path, item in items.items():
+        # A templated path's preflight takes the same path parameters as its operations.
+        first: Json = next(iter(item.values()), {})
+        path_parameters = [p for p in first.get("parameters", ()) if p.get("in") == "path"]
         item["options"] = {
             "operationId": _op_id("options", path),
             "tags": ["CORS"],
@@ -394,6 +526,8 @@ def _with_preflight(items: PathItems) -> PathItems:
                 }
             },
         }
+        if path_parameters:
+            item["options"]["parameters"] = path_parameters
     return items
 
 
@@ -401,6 +535,8 @@ PATH_GROUPS: tuple[Callable[[], PathItems], ...] = (
     _event_routes,
     _pixel_routes,
     _webhook_routes,
+    _commanders_act_routes,
+    _intilery_routes,
     _health_routes,
     _metrics_routes,
     _doc_routes,
@@ -496,6 +632,37 @@ def _schemas() -> Json:
             },
             "additionalProperties": False,
         },
+        "IntileryAnswer": {
+            "type": "object",
+            "required": ["success", "eventId"],
+            "properties": {
+                "success": {"const": True},
+                "eventId": {"type": "string"},
+                "eventIds": {"type": "array", "items": {"type": "string"}},
+            },
+            "additionalProperties": False,
+        },
+        "IntileryError": {
+            "type": "object",
+            "required": ["success", "message"],
+            "properties": {
+                "success": {"const": False},
+                "message": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "description": "A refused batch's bad items.",
+                    "items": {
+                        "type": "object",
+                        "required": ["index", "message"],
+                        "properties": {
+                            "index": {"type": "integer", "minimum": 0},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+            "additionalProperties": False,
+        },
         "Health": {
             "type": "object",
             "required": ["status"],
@@ -572,6 +739,12 @@ def document() -> Json:
                     "description": "The writeKey as the username; the password is empty.",
                 },
                 "writeKeyQuery": {"type": "apiKey", "in": "query", "name": "writeKey"},
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A Commanders Act v1 source key.",
+                },
+                "intileryToken": {"type": "apiKey", "in": "header", "name": "auth-token"},
             },
         },
     }

@@ -6,13 +6,28 @@ failure the caller must answer (503) or route around (the spool).
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+AnyRedis = Redis | RedisCluster
+"""A client of one node or of a cluster (it finds each key's node, follows MOVED)."""
 
-def connect(url: str, timeout: float, max_connections: int = 64) -> Redis:
-    """A client for `url` whose every operation fails within about `timeout` seconds."""
+
+def connect(url: str, timeout: float, max_connections: int = 64, cluster: bool = False) -> AnyRedis:
+    """A client for `url` whose every operation fails within about `timeout` seconds.
+
+    On a cluster (`url` without `+cluster`), a command for every node (`PING`) asks each.
+    """
+    if cluster:
+        return RedisCluster.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            max_connections=max_connections,
+            health_check_interval=0,
+        )
     return Redis.from_url(
         url,
         socket_timeout=timeout,
@@ -22,3 +37,13 @@ def connect(url: str, timeout: float, max_connections: int = 64) -> Redis:
         max_connections=max_connections,
         health_check_interval=0,
     )
+
+
+async def ping(redis: AnyRedis) -> bool:
+    """True when Redis answers; on a cluster, when every master does.
+
+    redis-py's cluster client sends a plain `PING` to one node only.
+    """
+    if isinstance(redis, RedisCluster):
+        return bool(await redis.ping(target_nodes=RedisCluster.PRIMARIES))
+    return bool(await redis.ping())

@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import logging
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
-from gateway.dedupe import Writer
+from gateway.redis_client import AnyRedis
 from gateway.spool import Spool, read_chunk
+from gateway.writers import EntryWriter
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ ORPHAN_INTERVAL = 10.0
 class Replayer:
     """Drains a spool into Redis whenever it holds something and Redis answers."""
 
-    def __init__(self, redis: Redis, writer: Writer, spool: Spool, timeout: float) -> None:
+    def __init__(self, redis: AnyRedis, writer: EntryWriter, spool: Spool, timeout: float) -> None:
         self._redis = redis
         self._writer = writer
         self._spool = spool
@@ -71,7 +71,7 @@ class Replayer:
                     log.info("replay: Redis answers again", extra={"event": "redis_up"})
                     failing = False
                 await self.drain(self._spool)
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
                 failing = True
                 log.debug("replay: Redis not ready (%s); next try in %.2fs", exc, delay)
                 await asyncio.sleep(delay)

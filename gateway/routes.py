@@ -11,6 +11,7 @@ import re
 from aiohttp import web
 
 from gateway import apidocs, cors, handlers, health, observe, pixel, scrape, webhook
+from gateway.dialects import commanders_act_http, intilery
 from gateway.errors import ApiError
 from gateway.handlers import Handler
 from gateway.keys import METRICS
@@ -43,6 +44,8 @@ def table() -> Table:
         routes[path] = {"POST": handlers.batch}
     routes.update(pixel.Pixels().routes())
     routes.update(webhook.routes())
+    routes.update(commanders_act_http.routes())
+    routes.update(intilery.routes())
     routes["/health"] = {"GET": health.health, "HEAD": health.health}
     routes["/ready"] = {"GET": health.ready, "HEAD": health.ready}
     routes["/metrics"] = {"GET": scrape.metrics}
@@ -54,15 +57,18 @@ def add_routes(app: web.Application, routes: Table) -> None:
     """Register `routes` exactly, and a fallback that finds them under untidy paths.
 
     Every handler answers through `middleware.answering` (JSON errors, CORS); inside that,
-    each answer is counted and has a request id (`gateway.observe`).
+    each answer is counted and has a request id (`gateway.observe`). A path may have
+    `{name}` segments (aiohttp's syntax): each matches one path segment.
     """
     tally = app[METRICS].tally
+    templates = [(_template(path), methods) for path, methods in routes.items() if "{" in path]
     for path, methods in routes.items():
         for method, handler in methods.items():
             app.router.add_route(method, path, answering(observe.wrap(handler, tally, path)))
 
     async def fallback(request: web.Request) -> web.StreamResponse:
-        methods = routes.get(normalize(request.path))
+        path = normalize(request.path)
+        methods = routes.get(path) or next((m for t, m in templates if t.fullmatch(path)), None)
         if methods is None:
             raise ApiError(404, "No such route", f"{request.method} {request.path}")
         handler = methods.get(request.method)
@@ -85,3 +91,9 @@ _SLASHES = re.compile(r"/{2,}")
 def normalize(path: str) -> str:
     """`//v1//track/` -> `/v1/track`."""
     return _SLASHES.sub("/", path).rstrip("/") or "/"
+
+
+def _template(path: str) -> re.Pattern[str]:
+    """`/track/{clientId}/v1` as a pattern whose `{...}` match one path segment each."""
+    parts = re.split(r"(\{[^}]+\})", path)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))

@@ -4,7 +4,7 @@ Counted (see `gateway.metrics`): from this process's registry, or with `--worker
 from every process's multiprocess files, summed (see `gateway.multiprocess`).
 
 Read at scrape time, the same whichever process answers:
-- the spool on disk, every process's slot under `<data-dir>/spool/` (orphans included);
+- the spool on disk, per slot under `<data-dir>/spool/` (a dead process's included);
 - from Redis: each partition's length, and per consumer group and partition its lag
   (entries not yet delivered), pending entries and consumers, and its dead letters.
   Lag is a fact about Redis, not about a process: reading it here means it is reported
@@ -24,12 +24,12 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.constants import all_events_keys
 from gateway.keys import METRICS, REDIS, SETTINGS
 from gateway.multiprocess import current_dir
+from gateway.redis_client import AnyRedis
 from gateway.spool import SUFFIX
 from gateway.worker.deadletters import dead_letter_key
 
@@ -76,33 +76,32 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 
 def spool_families(root: Path) -> list[Metric]:
-    """Bytes and segment files waiting for replay in every slot under `root`."""
-    size = segments = 0
-    for slot in _entries(root):
+    """Bytes and segment files waiting for replay, per slot under `root` (one per process).
+
+    Per slot because `--spool-max-bytes` is per process: `max` says how close a spool is
+    to full, `sum` how much waits on this data dir.
+    """
+    size = GaugeMetricFamily(
+        "gateway_spool_bytes",
+        "Bytes in a spool slot waiting for replay (a slot per gateway process).",
+        labels=["slot"],
+    )
+    segments = GaugeMetricFamily(
+        "gateway_spool_segments",
+        "Spool files of a slot waiting for replay (each up to --spool-segment-bytes).",
+        labels=["slot"],
+    )
+    for slot in sorted(_entries(root), key=lambda entry: entry.name):
         if not slot.is_dir():
             continue
-        for entry in _entries(Path(slot.path)):
-            if entry.name.endswith(SUFFIX):
-                with_data = _size(entry)
-                if with_data:
-                    size += with_data
-                    segments += 1
-    return [
-        GaugeMetricFamily(
-            "gateway_spool_bytes",
-            "Bytes in the spool waiting for replay, all processes on this data dir.",
-            value=size,
-        ),
-        GaugeMetricFamily(
-            "gateway_spool_segments",
-            "Spool files waiting for replay (each holds up to --spool-segment-bytes).",
-            value=segments,
-        ),
-    ]
+        sizes = [_size(e) for e in _entries(Path(slot.path)) if e.name.endswith(SUFFIX)]
+        size.add_metric([slot.name], sum(sizes))
+        segments.add_metric([slot.name], sum(1 for n in sizes if n))
+    return [size, segments]
 
 
 async def redis_families(
-    redis: Redis, streams: Sequence[str], within: float, group: str | None = None
+    redis: AnyRedis, streams: Sequence[str], within: float, group: str | None = None
 ) -> list[Metric]:
     """Stream lengths, and per group (or only `group`) lag, pending, consumers, dead letters.
 
@@ -112,14 +111,14 @@ async def redis_families(
     try:
         async with asyncio.timeout(within):
             families = await _read_redis(redis, streams, group)
-    except (RedisError, OSError, TimeoutError):
+    except (RedisError, RedisClusterException, OSError, TimeoutError):
         up.add_metric([], 0)
         return [up]
     up.add_metric([], 1)
     return [up, *families]
 
 
-async def _read_redis(redis: Redis, streams: Sequence[str], only: str | None) -> list[Metric]:
+async def _read_redis(redis: AnyRedis, streams: Sequence[str], only: str | None) -> list[Metric]:
     # Not `gateway.worker.status.collect`: it SCANs the keyspace for dead-letter streams,
     # which with millions of dedupe keys is too slow for a scrape. The groups found on the
     # partitions name their dead-letter streams instead.

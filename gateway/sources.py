@@ -7,20 +7,33 @@ The sources file is TOML::
     write_keys = ["wk_live_9f2c", "wk_live_old"]   # several, for rotation
     enabled = true
 
+    [source.commanders_act]        # optional: Commanders Act's `POST /events` for this source
+    site_id = 1234                 # the `tc_s` its clients send
+    source_keys = ["7183b9d4-..."] # the `token`s (source keys) they send
+
 With no file the gateway is open: every message is accepted as the source `default`.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
 from gateway.constants import DEFAULT_SOURCE
+from gateway.dialects.intilery_config import Intilery
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class CommandersAct(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A source's Commanders Act identity: the site (`tc_s`) and source keys (`token`)."""
+
+    site_id: int | NonEmpty
+    source_keys: list[NonEmpty]
 
 
 class Source(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -31,6 +44,10 @@ class Source(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     enabled: bool = True
     webhook_event: NonEmpty = "Webhook Received"
     """The `event` of a `track` message made from a third party's webhook payload."""
+    commanders_act: CommandersAct | None = None
+    """Accept Commanders Act's `POST /events` for this source (docs/commanders-act.md)."""
+    intilery: Intilery | None = None
+    """The Intilery account this source is, and its tokens (docs/intilery.md)."""
 
 
 class _SourcesFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,6 +75,16 @@ class Sources:
                         f"a writeKey is listed under both source {other.id!r} and {source.id!r}"
                     )
                 self._by_key[key] = source
+        self._by_commanders_act_key = _commanders_act_keys(sources or ())
+        self._intilery: dict[tuple[str, str], Source] = {}
+        for source in sources or ():
+            if source.intilery is not None:
+                other = self._intilery.setdefault(source.intilery.account_key, source)
+                if other is not source:
+                    raise SourcesError(
+                        f"Intilery account {'/'.join(source.intilery.account_key)!r} is "
+                        f"configured under both source {other.id!r} and {source.id!r}"
+                    )
 
     @classmethod
     def from_file(cls, path: Path | None) -> Sources:
@@ -90,5 +117,33 @@ class Sources:
             return None
         return source
 
+    def by_commanders_act_key(self, token: str) -> Source | None:
+        """The source whose Commanders Act source keys include `token`, enabled or not."""
+        return self._by_commanders_act_key.get(token)
+
+    def intilery(self, client: str, account: str) -> Source | None:
+        """The enabled source of an Intilery account (case-insensitive), if configured."""
+        source = self._intilery.get((client.lower(), account.lower()))
+        return source if source is not None and source.enabled else None
+
     def __len__(self) -> int:
-        return len({s.id for s in self._by_key.values()})
+        configured = (
+            *self._by_key.values(),
+            *self._by_commanders_act_key.values(),
+            *self._intilery.values(),
+        )
+        return len({s.id for s in configured})
+
+
+def _commanders_act_keys(sources: Iterable[Source]) -> dict[str, Source]:
+    by_key: dict[str, Source] = {}
+    for source in sources:
+        for key in source.commanders_act.source_keys if source.commanders_act else ():
+            other = by_key.get(key)
+            if other is not None:
+                raise SourcesError(
+                    f"a Commanders Act source key is listed under both source {other.id!r} "
+                    f"and {source.id!r}"
+                )
+            by_key[key] = source
+    return by_key

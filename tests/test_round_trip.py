@@ -141,3 +141,11 @@ async def test_concurrent_requests_share_round_trips(
     # Group commit: the 200 requests went to Redis in far fewer pipelines.
     assert committer.requests >= 200
     assert committer.flushes - before < 100
+
+
+async def test_committing_nothing_returns_at_once(client: TestClient[Any, Any]) -> None:
+    committer = client.app[COMMITTER]
+    before = committer.flushes
+    # It used to wait for the reply to an empty pipeline, which never comes.
+    await asyncio.wait_for(committer.commit(()), timeout=5)
+    assert committer.flushes == before

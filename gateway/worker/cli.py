@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway import logs
 from gateway.constants import all_events_keys
@@ -53,8 +53,8 @@ def _env(name: str, default: str | None = None) -> str | None:
 def _connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--redis-url",
-        help="redis://host:port/db (default: the embedded server of `gateway serve` "
-        "running with the same --data-dir)",
+        help="redis://host:port/db, or any node of a Redis Cluster (default: the embedded "
+        "server of `gateway serve` running with the same --data-dir)",
     )
     parser.add_argument("--data-dir", type=Path, help="the gateway's data directory")
     parser.add_argument(
@@ -206,7 +206,7 @@ def _guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except (config.ConfigError, NoRedisError, ValueError) as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
         print(f"gateway: Redis: {exc}", file=sys.stderr)
         return 1
 

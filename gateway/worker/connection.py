@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
+from gateway import redis_url
 from gateway.embedded import URL_FILE
+from gateway.redis_client import AnyRedis
 
 log = logging.getLogger("gateway.worker")
 
@@ -37,11 +39,27 @@ def resolve_url(redis_url: str | None, data_dir: Path) -> str:
     return url
 
 
-def connect(url: str, block: float = 1.0) -> Redis:
-    """A client whose socket timeout outlasts a blocking read of `block` seconds."""
+CONNECT_TIMEOUT = 5.0
+
+
+async def connect(url: str, block: float = 1.0) -> AnyRedis:
+    """A client whose socket timeout outlasts a blocking read of `block` seconds.
+
+    A cluster client when `url` is a cluster (`redis+cluster://`, or the server says so:
+    `OSError` when it cannot be asked).
+    """
+    cluster = await redis_url.is_cluster(url, CONNECT_TIMEOUT)
+    plain = redis_url.parse(url).url
+    if cluster:
+        return RedisCluster.from_url(
+            plain,
+            socket_timeout=block + 10.0,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            health_check_interval=30,
+        )
     return Redis.from_url(
-        url,
+        plain,
         socket_timeout=block + 10.0,
-        socket_connect_timeout=5.0,
+        socket_connect_timeout=CONNECT_TIMEOUT,
         health_check_interval=30,
     )

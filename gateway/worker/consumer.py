@@ -20,10 +20,12 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
+from gateway.redis_client import AnyRedis
 from gateway.worker import deadletters
+from gateway.worker.cluster_reads import PartitionReads
 from gateway.worker.deadletters import DeadLetter
 from gateway.worker.dispatch import Dispatcher, Outcome
 from gateway.worker.message import Message
@@ -40,13 +42,21 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 class Consumer:
     """Reads one group over every partition and delivers through a dispatcher."""
 
-    def __init__(self, redis: Redis, options: ConsumerOptions, dispatcher: Dispatcher) -> None:
+    def __init__(self, redis: AnyRedis, options: ConsumerOptions, dispatcher: Dispatcher) -> None:
         self.redis = redis
         self.options = options
         self.dispatcher = dispatcher
         self.stats = Stats()
         self._last_reclaim = float("-inf")
         self._reclaim_cursor = dict.fromkeys(options.streams, "0-0")
+        self._partition_reads = (
+            PartitionReads(
+                redis, options.group, options.consumer, options.batch_size, self._block_ms()
+            )
+            if isinstance(redis, RedisCluster)
+            else None
+        )
+        """On a cluster: one read per partition (see `gateway.worker.cluster_reads`)."""
 
     async def run(self, stop: asyncio.Event) -> Stats:
         """Deliver until `stop` is set (or, in burst mode, until drained)."""
@@ -60,7 +70,7 @@ class Consumer:
                     ready = True
                 if await self._step() is None:
                     break
-            except (RedisError, OSError) as exc:
+            except (RedisError, RedisClusterException, OSError) as exc:
                 log.warning(
                     "worker: Redis error (%s); trying again in 1s",
                     exc,
@@ -76,6 +86,8 @@ class Consumer:
                 )
                 reported = dataclasses.replace(self.stats)
                 last_progress = time.monotonic()
+        if self._partition_reads is not None:
+            await self._partition_reads.close()
         with contextlib.suppress(RedisError, OSError):
             await self._leave()
         return self.stats
@@ -155,13 +167,21 @@ class Consumer:
         replies = await pipe.execute()
         return [int(reply[0]["times_delivered"]) if reply else 1 for reply in replies]
 
+    def _block_ms(self) -> int:
+        return max(1, int(self.options.block * 1000))
+
     async def _read(self) -> list[Message]:
+        reads = self._partition_reads
+        if reads is not None:
+            streams = self.options.streams
+            got = await (reads.drain(streams) if self.options.burst else reads.next(streams))
+            return [_message(stream, entry, 1) for stream, entries in got for entry in entries]
         reply: Any = await self.redis.xreadgroup(
             self.options.group,
             self.options.consumer,
             dict.fromkeys(self.options.streams, ">"),
             count=self.options.batch_size,
-            block=max(1, int(self.options.block * 1000)),
+            block=self._block_ms(),
         )
         return [
             _message(_text(stream), entry, 1)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
 from gateway.constants import DEAD_LETTER_PREFIX
+from gateway.redis_client import AnyRedis
 from gateway.timestamps import iso, now
 
 
@@ -74,7 +74,7 @@ class DeadLetter:
         )
 
 
-async def bury(redis: Redis, group: str, letters: Sequence[DeadLetter]) -> None:
+async def bury(redis: AnyRedis, group: str, letters: Sequence[DeadLetter]) -> None:
     """Write `letters` to the group's dead-letter stream, then acknowledge their sources.
 
     Two steps, not one transaction (the keys live in different cluster slots): a crash in
@@ -90,7 +90,7 @@ async def bury(redis: Redis, group: str, letters: Sequence[DeadLetter]) -> None:
     await acknowledge(redis, group, [(letter.stream, letter.id) for letter in letters])
 
 
-async def acknowledge(redis: Redis, group: str, keys: Sequence[tuple[str, str]]) -> None:
+async def acknowledge(redis: AnyRedis, group: str, keys: Sequence[tuple[str, str]]) -> None:
     """XACK each `(stream, id)` in `group`, one command per stream."""
     by_stream: dict[str, list[str]] = {}
     for stream, entry_id in keys:
@@ -104,7 +104,7 @@ async def acknowledge(redis: Redis, group: str, keys: Sequence[tuple[str, str]])
 
 
 async def read(
-    redis: Redis, group: str, count: int, after: str = "-"
+    redis: AnyRedis, group: str, count: int, after: str = "-"
 ) -> list[tuple[str, DeadLetter]]:
     """Up to `count` dead letters after the entry id `after` (exclusive), oldest first."""
     start = after if after == "-" else f"({after}"

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from aiohttp import web
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
-from redis.asyncio import Redis
 
+from gateway.redis_client import AnyRedis
 from gateway.scrape import REDIS_TIMEOUT, Families, redis_families, render
 from gateway.worker.options import Stats
 
@@ -45,7 +45,7 @@ class StatsCollector(Collector):
             yield family
 
 
-def app(stats: Stats, group: str, redis: Redis, streams: Sequence[str]) -> web.Application:
+def app(stats: Stats, group: str, redis: AnyRedis, streams: Sequence[str]) -> web.Application:
     """An application answering `GET /metrics` for one consumer."""
     collector = StatsCollector(stats, group)
 
@@ -60,7 +60,7 @@ def app(stats: Stats, group: str, redis: Redis, streams: Sequence[str]) -> web.A
 
 @contextlib.asynccontextmanager
 async def serving(
-    host: str, port: int, stats: Stats, group: str, redis: Redis, streams: Sequence[str]
+    host: str, port: int, stats: Stats, group: str, redis: AnyRedis, streams: Sequence[str]
 ) -> AsyncIterator[web.AppRunner]:
     """Serve the worker's `/metrics` on `host:port` while inside."""
     runner = web.AppRunner(app(stats, group, redis, streams), access_log=None)

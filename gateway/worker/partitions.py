@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 
-from redis.asyncio import Redis
-
 from gateway.constants import EVENTS_PREFIX, events_key
+from gateway.redis_client import AnyRedis
 
 _PARTITION = re.compile(rf"{re.escape(EVENTS_PREFIX)}:\{{(\d+)\}}")
 
 
-async def partition_streams(redis: Redis, partitions: int) -> list[str]:
+async def partition_streams(redis: AnyRedis, partitions: int) -> list[str]:
     """`gateway:events:{0}` .. `{partitions-1}`, plus any higher partition that exists.
 
     Partitions the gateway created beyond `--partitions` (it was started with more) are

@@ -13,8 +13,8 @@ import logging
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
+from gateway.redis_client import AnyRedis
 from gateway.worker import deadletters
 from gateway.worker.deadletters import DeadLetter, dead_letter_key
 from gateway.worker.dispatch import Dispatcher
@@ -40,7 +40,7 @@ class RedriveReport:
 
 
 async def redrive(
-    redis: Redis,
+    redis: AnyRedis,
     group: str,
     dispatcher: Dispatcher,
     batch_size: int = 100,
@@ -73,7 +73,7 @@ async def redrive(
 
 
 async def _redrive_page(
-    redis: Redis,
+    redis: AnyRedis,
     key: str,
     dispatcher: Dispatcher,
     configured: set[str],

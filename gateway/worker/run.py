@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import msgspec
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
+from gateway.redis_client import AnyRedis
 from gateway.worker import deadletters, metrics, redrive, status
 from gateway.worker.connection import connect
 from gateway.worker.consumer import Consumer
@@ -49,7 +50,7 @@ async def worker(
     With `metrics_address` (host, port), `/metrics` is served there while it runs.
     """
     dispatcher = Dispatcher(destinations)
-    redis = connect(url)
+    redis: AnyRedis | None = None
     stop = asyncio.Event()
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -69,9 +70,10 @@ async def worker(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        streams = tuple(await _retrying(lambda: partition_streams(redis, partitions), stop))
-        if not streams:
+        found = await _retrying(lambda: _open(url, partitions), stop)
+        if found is None:
             return 0
+        redis, streams = found
         options = dataclasses.replace(options, streams=streams)
         log.info(
             "worker: consumer %s of group %s on %d partition(s): %s; destinations: %s; "
@@ -113,15 +115,26 @@ async def worker(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await dispatcher.close()
+        if redis is not None:
+            await redis.aclose()
+
+
+async def _open(url: str, partitions: int) -> tuple[AnyRedis, tuple[str, ...]]:
+    """A client of `url` (a cluster client if it is one) and the partition streams."""
+    redis = await connect(url)
+    try:
+        return redis, tuple(await partition_streams(redis, partitions))
+    except BaseException:
         await redis.aclose()
+        raise
 
 
-async def _retrying(make: Callable[[], Awaitable[list[str]]], stop: asyncio.Event) -> list[str]:
+async def _retrying(make: Callable[[], Awaitable[T]], stop: asyncio.Event) -> T | None:
     # A worker may start before Redis does; wait for it rather than exit.
     while True:
         try:
             return await make()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             log.warning(
                 "worker: Redis is not reachable (%s); trying again in 1s",
                 exc,
@@ -130,12 +143,12 @@ async def _retrying(make: Callable[[], Awaitable[list[str]]], stop: asyncio.Even
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
         if stop.is_set():
-            return []
+            return None
 
 
 async def show_status(url: str, partitions: int, as_json: bool) -> int:
     """`gateway status`."""
-    redis = connect(url)
+    redis = await connect(url)
     try:
         streams = await partition_streams(redis, partitions)
         snapshot = await status.collect(redis, streams)
@@ -150,7 +163,7 @@ async def show_status(url: str, partitions: int, as_json: bool) -> int:
 
 async def list_dead_letters(url: str, group: str, limit: int) -> int:
     """`gateway dead-letters list`: one JSON line per dead letter."""
-    redis = connect(url)
+    redis = await connect(url)
     try:
         letters = await deadletters.read(redis, group, limit)
     finally:
@@ -180,7 +193,7 @@ async def redrive_dead_letters(
 ) -> int:
     """`gateway dead-letters redrive`: 0 when every dead letter tried was delivered."""
     dispatcher = Dispatcher(destinations)
-    redis = connect(url)
+    redis = await connect(url)
     try:
         report = await redrive.redrive(redis, group, dispatcher, batch_size, limit)
     finally:

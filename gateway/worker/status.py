@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from gateway.constants import DEAD_LETTER_PREFIX
+from gateway.redis_client import AnyRedis
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ class Status:
         return "\n".join(lines)
 
 
-async def collect(redis: Redis, streams: list[str]) -> Status:
+async def collect(redis: AnyRedis, streams: list[str]) -> Status:
     """Read the state of `streams`, their groups, and every dead-letter stream."""
     pipe = redis.pipeline(transaction=False)
     for stream in streams:

@@ -1,0 +1,56 @@
+"""What a rate-limit check costs, measured on the embedded server.
+
+Runs N checks through `gateway.ratelimit.RateLimiter` (a limit no check reaches), one at a
+time and then 64 at once over 4 callers, and prints the CPU and wall time per check and
+the writes to Redis per check. Run: `python bench/ratelimit.py [N]`; results go in
+docs/intilery.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from gateway.embedded import RedisProcess
+from gateway.ratelimit import Limit, RateLimiter
+
+UNREACHED = Limit(rate=1e9, burst=10**9)
+
+
+async def measure(url: str, count: int) -> None:
+    limiter = RateLimiter(url, timeout=2.0, processes=1)
+    try:
+        await limiter.check("warm-up", UNREACHED)
+        for in_flight in (1, 64):
+            done = 0
+            cpu, wall, flushes = time.process_time(), time.monotonic(), limiter.flushes
+            while done < count:
+                checks = (limiter.check(f"caller-{i % 4}", UNREACHED) for i in range(in_flight))
+                await asyncio.gather(*checks)
+                done += in_flight
+            print(
+                f"{in_flight:>3} in flight: "
+                f"{(time.process_time() - cpu) / done * 1e6:6.1f} µs CPU/check, "
+                f"{(time.monotonic() - wall) / done * 1e6:7.1f} µs/check, "
+                f"{(limiter.flushes - flushes) / done:.3f} writes/check"
+            )
+    finally:
+        await limiter.close()
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    with tempfile.TemporaryDirectory() as directory:
+        server = RedisProcess(Path(directory))
+        server.start()
+        try:
+            asyncio.run(measure(server.url, count))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
