@@ -59,6 +59,10 @@ def reason_of(error: ApiError) -> str:
         return "too_large"
     if error.status == 415:
         return "encoding"
+    if error.status in (401, 403):
+        return "auth"  # a token without rights (Intilery)
+    if error.status == 429:
+        return "rate_limited"
     if error.status >= 500:
         return "unavailable"
     reason = REASONS.get(error.message)
@@ -111,10 +115,16 @@ class Tally:
         """The answers of `method` on `route`, by status, for the caller to add to."""
         return self.requests.setdefault((route, method), {})
 
-    def refused(self, error: ApiError, messages: int = 1) -> None:
-        """`messages` refused with `error`; a 503 is counted by the committer, not here."""
-        if error.status < 500:
-            self.reject(reason_of(error), messages)
+    def refused(self, error: ApiError, messages: int = 1) -> bool:
+        """Count `messages` refused with `error`; whether it counted them.
+
+        Not a 404 or 405 (a wrong route refuses no message), nor a 503 (the committer
+        counts those, with the number of messages it could not store).
+        """
+        if error.status >= 500 or error.status in (404, 405):
+            return False
+        self.reject(reason_of(error), messages)
+        return True
 
     def refused_items(self, errors: Iterable[tuple[int, ApiError]]) -> None:
         """The refused items of a batch."""

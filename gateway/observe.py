@@ -82,8 +82,7 @@ def wrap(
         except ApiError as exc:
             exc.headers[HEADER] = rid
             count(request, exc.status)
-            if 400 <= exc.status < 500 and exc.status not in (404, 405):
-                tally.refused(exc)  # a wrong route refuses no message
+            if tally.refused(exc):
                 _log_refused(request, exc)
             raise
         except web.HTTPException as exc:

@@ -22,7 +22,9 @@ from redis.asyncio import Redis
 
 from gateway.constants import events_key
 from gateway.embedded import RedisProcess, free_port
+from gateway.errors import ApiError
 from gateway.keys import COMMITTER
+from gateway.metrics import reason_of
 from gateway.sources import Source, Sources
 from gateway.worker import metrics as worker_metrics
 from gateway.worker.consumer import Consumer
@@ -167,15 +169,18 @@ async def test_every_rejection_reason(client: TestClient[Any, Any]) -> None:
         ),
         await client.post("/v1/track", json={"event": "no user"}),
         await client.post("/v1/batch", json={"batch": [{**TRACK, "type": "nope"}]}),
+        # Intilery answers its refusals itself; they count all the same.
+        await client.post("/track/shop/acc1/brand/v1/track", json=TRACK),  # no auth-token
     ]
-    assert [r.status for r in sent] == [415, 400, 400, 400, 400]
+    assert [r.status for r in sent] == [415, 400, 400, 400, 400, 403]
     samples = await scrape(client)
     rejected = "gateway_messages_rejected_total"
     assert value(samples, rejected, reason="encoding") == 1
     assert value(samples, rejected, reason="too_deep") == 1
     assert value(samples, rejected, reason="malformed") == 1
     assert value(samples, rejected, reason="invalid") == 2  # the batch's one item: a 400
-    assert total(samples, rejected) == 5
+    assert value(samples, rejected, reason="auth") == 1
+    assert total(samples, rejected) == 6
 
 
 async def test_spooling_is_seen_in_the_metrics(make_client: MakeClient) -> None:
@@ -397,3 +402,21 @@ async def test_a_running_worker_serves_its_metrics(
     finally:
         process.terminate()
         await worker_helpers.finish(process)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (ApiError(400, "Invalid or missing writekey"), "write_key"),
+        (ApiError(400, "Invalid gzip body", "ends early"), "malformed"),
+        (ApiError(400, "Invalid message", "userId or anonymousId is required"), "invalid"),
+        (ApiError(400, "Something new"), "invalid"),
+        (ApiError(403, "Not authorised"), "auth"),
+        (ApiError(413, "Message is larger than 32768 bytes"), "too_large"),
+        (ApiError(415, "Unsupported Content-Encoding 'br'"), "encoding"),
+        (ApiError(429, "Rate limited"), "rate_limited"),
+        (ApiError(503, "Cannot store messages right now"), "unavailable"),
+    ],
+)
+def test_reasons_are_a_fixed_set_never_the_text(error: ApiError, reason: str) -> None:
+    assert reason_of(error) == reason

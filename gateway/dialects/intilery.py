@@ -22,7 +22,7 @@ from gateway.enrich import Arrival, merge_batch_defaults
 from gateway.errors import JSON, ApiError, bad_request, too_large
 from gateway.handlers import Handler
 from gateway.ingest import Entry, Ingest
-from gateway.keys import INGEST, LIMITER
+from gateway.keys import INGEST, LIMITER, METRICS
 from gateway.ratelimit import Limit
 from gateway.sources import OPEN_SOURCE, Source, Sources
 from gateway.validate import decode_batch, decode_object, parse_datetime
@@ -51,6 +51,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         return await _handle(request)
     except ApiError as exc:
+        request.app[METRICS].tally.refused(exc)  # answered here, not by gateway.observe
         return error_response(exc)
 
 
