@@ -12,9 +12,10 @@ import logging
 
 from aiohttp import web
 
-from gateway import cors
+from gateway import cors, observe
 from gateway.errors import ApiError
 from gateway.handlers import Handler
+from gateway.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ def answering(handler: Handler) -> Handler:
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
             response = ApiError(500, "Internal error", "the gateway logged the cause").response()
+            request_id = REQUEST_ID.get()
+            if request_id is not None:  # so that the client's report finds the logged cause
+                response.headers[observe.HEADER] = request_id
         cors.allow(request, response)
         return response
 
