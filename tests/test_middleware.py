@@ -26,7 +26,7 @@ async def test_an_unexpected_error_is_a_json_500_with_the_request_id(
     answer = await client.get("/boom", headers={"X-Request-Id": "report-42"})
 
     assert answer.status == 500
-    assert (await answer.json())["Error"] == "Internal error"
+    assert (await answer.json())["Message"] == "Internal error"
     assert answer.headers["X-Request-Id"] == "report-42"  # the log line of the cause has it too
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
     assert tally.requests[("/boom", "GET")] == {500: 1}
