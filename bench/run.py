@@ -100,6 +100,7 @@ class Harness:
         assert redis_server.process is not None
         self.redis_pid = redis_server.process.pid
         self.redis = Redis.from_url(redis_server.url)
+        self.redis.config_set("lazyfree-lazy-user-flush", "no")  # see _empty_redis
         try:
             self._run_all(redis_server.url)
         finally:
@@ -163,7 +164,7 @@ class Harness:
         if warmup:
             drive(WARMUP_SECONDS, rate)
         self._settle()
-        self.redis.flushall()
+        self._empty_redis()
         mode = "peak" if rate is None else f"paced at {rate:,.0f} req/s"
         print(f"bench: {server.name}, {load.path}, {mode}", file=sys.stderr)
         groups = {f"server {pid}": [pid] for pid in server.serving_pids()}
@@ -188,6 +189,23 @@ class Harness:
         row.rss = server.peak_rss()
         self.rows.append(row)
         return result
+
+    def _empty_redis(self, timeout: float = 30.0) -> None:
+        """An empty Redis with a fresh AOF, so no run pays for an earlier one's data.
+
+        The flush is synchronous (see `run`): Valkey frees asynchronously by default, in a
+        thread that would take CPU from the next run. Then an AOF rewrite of the empty
+        dataset, so no automatic rewrite (a fork) of the runs' accumulated AOF falls into a
+        measurement."""
+        self.redis.flushall()
+        self.redis.bgrewriteaof()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = self.redis.info("persistence")
+            if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("Redis did not finish rewriting its AOF")
 
     def _settle(self, timeout: float = 10.0) -> int:
         """Wait until the stream stops growing (requests in flight done); its length."""
@@ -217,9 +235,9 @@ class Harness:
         key = "bench:queue"
         print("bench: redis-benchmark XADD -P 100", file=sys.stderr)
         run_redis_benchmark(self.redis_port, key, entry, 50_000, 16, 100)  # warm-up, estimate
-        self.redis.flushall()
+        self._empty_redis()
         estimate = run_redis_benchmark(self.redis_port, key, entry, 100_000, 16, 100).rate
-        self.redis.flushall()
+        self._empty_redis()
         requests = max(100_000, int(estimate * min(self.duration, 5) / 100) * 100)
         meter = CpuMeter({"redis": [self.redis_pid], "load": []})
         meter.start()
@@ -238,7 +256,7 @@ class Harness:
                 durable=f"XLEN {length:,}" + ("" if length == requests else " **MISMATCH**"),
             )
         )
-        self.redis.flushall()
+        self._empty_redis()
 
 
 def _nonce() -> int:
