@@ -91,16 +91,21 @@ _decode_any = msgspec.json.Decoder().decode
 _decode_batch = msgspec.json.Decoder(Batch).decode
 
 
-def decode_object(data: bytes | msgspec.Raw, path: str) -> dict[str, Any]:
-    """Decode one message; a 400 unless it is a JSON object."""
+def decode_json(data: bytes | msgspec.Raw, path: str) -> Any:
+    """Decode any JSON value; a 400 for invalid JSON or UTF-8, naming `path`."""
     try:
-        value = _decode_any(data)
+        return _decode_any(data)
     except UnicodeDecodeError as exc:
         raise bad_request("Invalid UTF-8", f"{exc.reason} at byte {exc.start} of {path}") from None
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise bad_request("Invalid JSON", _at(str(exc), path)) from None
     except RecursionError:
         raise bad_request("Invalid JSON", f"{path} is nested too deeply") from None
+
+
+def decode_object(data: bytes | msgspec.Raw, path: str) -> dict[str, Any]:
+    """Decode one message; a 400 unless it is a JSON object."""
+    value = decode_json(data, path)
     if not isinstance(value, dict):
         raise bad_request("A message must be a JSON object", f"{path} is {_kind(value)}")
     return value

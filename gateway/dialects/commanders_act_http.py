@@ -26,7 +26,7 @@ from gateway.handlers import Handler
 from gateway.ingest import Entry, Ingest
 from gateway.keys import INGEST, REDIS
 from gateway.sources import OPEN_SOURCE, Source, Sources
-from gateway.validate import check_depth, may_nest_past
+from gateway.validate import check_depth, decode_json, may_nest_past
 
 EVENT_PATH = "/events"
 BATCH_PATH = "/events/batch"
@@ -252,14 +252,7 @@ async def _read(request: web.Request, limit: int, what: str) -> bytes:
 
 def _json(body: bytes) -> object:
     """Any JSON value; the 400 for invalid JSON or UTF-8."""
-    try:
-        return _decode(body)
-    except UnicodeDecodeError as exc:
-        raise bad_request("Invalid UTF-8", f"{exc.reason} at byte {exc.start}") from None
-    except msgspec.DecodeError as exc:
-        raise bad_request("Invalid JSON", str(exc)) from None
-    except RecursionError:
-        raise bad_request("Invalid JSON", "the body is nested too deeply") from None
+    return decode_json(body, "the body")
 
 
 def _why(error: ApiError) -> str:
