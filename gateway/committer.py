@@ -141,44 +141,30 @@ class Committer:
             # the entries reach the spool after all.
             async with asyncio.timeout(self._timeout):
                 await self.spool.append(entries)
-        except TimeoutError:
-            log.error(
-                "the spool did not take %d entries within %gs",
-                len(entries),
-                self._timeout,
-                extra={"event": "spool_failed", "entries": len(entries)},
-            )
-            tally.reject(
-                "unavailable",
-                _fail(
-                    batch,
-                    Unavailable(f"neither Redis nor the spool took them within {self._timeout:g}s"),
-                ),
-            )
-        except SpoolFull as exc:
-            log.warning(
+        except (TimeoutError, SpoolFull, OSError) as exc:
+            level, event, why = self._spool_failure(exc)
+            log.log(
+                level,
                 "cannot spool %d entries: %s",
                 len(entries),
-                exc,
-                extra={"event": "spool_full", "entries": len(entries)},
+                why,
+                extra={"event": event, "entries": len(entries)},
             )
-            tally.reject(
-                "unavailable",
-                _fail(batch, Unavailable("Redis is unavailable and the local spool is full")),
-            )
-        except OSError as exc:
-            log.error(
-                "cannot spool %d entries: %s",
-                len(entries),
-                exc,
-                extra={"event": "spool_failed", "entries": len(entries)},
-            )
-            tally.reject(
-                "unavailable",
-                _fail(batch, Unavailable(f"Redis is unavailable and the spool failed: {exc}")),
-            )
+            tally.reject("unavailable", _fail(batch, Unavailable(why)))
         else:
             tally.accepted_spool += _succeed(batch)
+
+    def _spool_failure(self, exc: Exception) -> tuple[int, str, str]:
+        """Log level, log event and the 503's reason for a spool that did not take a batch."""
+        if isinstance(exc, TimeoutError):  # before OSError: TimeoutError is one
+            return (
+                logging.ERROR,
+                "spool_failed",
+                f"neither Redis nor the spool took them within {self._timeout:g}s",
+            )
+        if isinstance(exc, SpoolFull):
+            return logging.WARNING, "spool_full", "Redis is unavailable and the local spool is full"
+        return logging.ERROR, "spool_failed", f"Redis is unavailable and the spool failed: {exc}"
 
 
 def _succeed(batch: Batch) -> int:
