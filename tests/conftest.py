@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,16 +39,14 @@ async def redis(redis_server: RedisProcess) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-async def make_client(
-    redis: Redis, redis_server: RedisProcess, tmp_path: Path
-) -> AsyncIterator[MakeClient]:
-    """Start a gateway on a real socket: `await make_client(partitions=2, sources=...)`."""
+@contextlib.asynccontextmanager
+async def gateway_clients(redis_url: str, data_dir: Path) -> AsyncIterator[MakeClient]:
+    """Gateways on real sockets, on `redis_url` unless told otherwise; closed on the way out."""
     clients: list[TestClient[Any, Any]] = []
 
     async def make(sources: Sources | None = None, **overrides: Any) -> TestClient[Any, Any]:
-        overrides.setdefault("redis_url", redis_server.url)
-        overrides.setdefault("data_dir", tmp_path / "data")
+        overrides.setdefault("redis_url", redis_url)
+        overrides.setdefault("data_dir", data_dir)
         settings = Settings.load(environ={}, **overrides)
         server = TestServer(create_app(settings, sources))
         await server.start_server(**RUNNER_OPTIONS)
@@ -56,9 +55,20 @@ async def make_client(
         clients.append(client)
         return client
 
-    yield make
-    for client in clients:
-        await client.close()
+    try:
+        yield make
+    finally:
+        for client in clients:
+            await client.close()
+
+
+@pytest.fixture
+async def make_client(
+    redis: Redis, redis_server: RedisProcess, tmp_path: Path
+) -> AsyncIterator[MakeClient]:
+    """Start a gateway on a real socket: `await make_client(partitions=2, sources=...)`."""
+    async with gateway_clients(redis_server.url, tmp_path / "data") as make:
+        yield make
 
 
 @pytest.fixture

@@ -12,17 +12,13 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from redis import Redis as SyncRedis
 from redis.asyncio import RedisCluster
 
-from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.embedded import RedisProcess, free_port
-from gateway.settings import Settings
-from tests.conftest import MakeClient
+from tests.conftest import MakeClient, gateway_clients
 
 SLOTS = 16384
 MASTERS = 3
@@ -128,18 +124,5 @@ async def make_gateway(
     `redis_url` defaults to the first node's plain `redis://` URL: the gateway finds out
     that it is a cluster.
     """
-    clients: list[TestClient[Any, Any]] = []
-
-    async def make(**overrides: Any) -> TestClient[Any, Any]:
-        overrides.setdefault("redis_url", cluster_server.seed)
-        overrides.setdefault("data_dir", tmp_path / "data")
-        server = TestServer(create_app(Settings.load(environ={}, **overrides)))
-        await server.start_server(**RUNNER_OPTIONS)
-        client = TestClient(server)
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
+    async with gateway_clients(cluster_server.seed, tmp_path / "data") as make:
+        yield make

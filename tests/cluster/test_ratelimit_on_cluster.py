@@ -10,6 +10,7 @@ from redis.asyncio import RedisCluster
 
 from gateway.constants import RATELIMIT_PREFIX, events_key
 from gateway.ratelimit import Limit, RateLimiter
+from gateway.sources import Sources
 from tests.cluster.conftest import Cluster
 from tests.conftest import MakeClient
 
@@ -50,7 +51,7 @@ async def test_gateway_on_a_cluster_limits_intilery_tokens(
         '[[source]]\nid = "shop"\nwrite_keys = []\n[source.intilery]\n'
         'client = "acme"\naccount = "shop"\ntokens = ["t1"]\nrate = 0.01\nburst = 5\n'
     )
-    client = await make_gateway(sources=str(sources))
+    client = await make_gateway(sources=Sources.from_file(sources))
     statuses = []
     for _ in range(8):
         response = await client.post(
