@@ -59,6 +59,5 @@ async def batch(request: web.Request) -> web.StreamResponse:
     entries, errors = ingest.batch(body, arrival_of(request))
     if errors:
         request.app[METRICS].tally.refused_items(errors)
-    if entries:
-        await commit(request, entries)
+    await commit(request, entries)
     return partial(len(entries), errors) if errors else success()

@@ -52,8 +52,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         entries, errors = ingest.batch(raw, arrival)
         if errors:
             request.app[METRICS].tally.refused_items(errors)
-        if entries:
-            await handlers.commit(request, entries)
+        await handlers.commit(request, entries)
         return partial(len(entries), errors) if errors else success()
     if len(raw) > settings.max_message_bytes:
         raise too_large(
