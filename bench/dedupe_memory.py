@@ -1,8 +1,8 @@
-"""What the dedupe keys cost in Redis memory, measured on the embedded server.
+"""What the dedupe sets cost in Redis memory, measured on the embedded server.
 
 Writes N messages through `gateway.dedupe.Writer` twice, once with dedupe off and once on,
-and prints the difference in `used_memory` per million messages, and `MEMORY USAGE` of one
-key. Run: `python bench/dedupe_memory.py [N]`; results go in docs/durability.md.
+and prints the difference in `used_memory` per million messages, and `MEMORY USAGE` of the
+bucket's set. Run: `python bench/dedupe_memory.py [N]`; results go in docs/durability.md.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from gateway.constants import dedupe_key, events_key
+from gateway.constants import dedupe_prefix, events_key
 from gateway.dedupe import Writer
 from gateway.embedded import RedisProcess
 from gateway.ingest import Entry
@@ -45,21 +45,23 @@ async def main(count: int) -> None:
         try:
             info = await redis.info("server")
             stream_only = await used_memory(redis, server.url, count, 0)
-            with_keys = await used_memory(redis, server.url, count, 3600)
-            sample = dedupe_key(events_key(0), "web", str(uuid.uuid4()))
-            await redis.set(sample, "1", ex=3600)
-            one_key = await redis.memory_usage(sample)
+            with_sets = await used_memory(redis, server.url, count, 3600)
+            sets = [key async for key in redis.scan_iter(f"{dedupe_prefix(events_key(0))}*")]
+            in_sets = 0
+            for key in sets:
+                in_sets += await redis.memory_usage(key, samples=0) or 0
         finally:
             await redis.aclose()
             server.stop()
-    per_million = (with_keys - stream_only) * 1_000_000 / count
+    per_million = (with_sets - stream_only) * 1_000_000 / count
     version = info.get("valkey_version") or info["redis_version"]
     print(f"server: {info.get('server_name', 'redis')} {version}")
-    print(f"messages: {count}; key: {sample!r} ({len(sample)} bytes)")
+    member = f"web:{uuid.uuid4()}"
+    print(f"messages: {count}; member: {member!r} ({len(member)} bytes); sets: {len(sets)}")
     print(f"stream only: {stream_only / count:.1f} B/message")
-    print(f"dedupe keys: {(with_keys - stream_only) / count:.1f} B/message")
+    print(f"dedupe sets: {(with_sets - stream_only) / count:.1f} B/message")
     print(f"dedupe per million messages in the window: {per_million / 2**20:.1f} MiB")
-    print(f"MEMORY USAGE of one key: {one_key} B")
+    print(f"MEMORY USAGE of the sets: {in_sets / count:.1f} B/message")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ DEAD_LETTER_PREFIX = "gateway:dead"
 """Messages a worker group gave up on: `gateway:dead:{group}`."""
 
 DEDUPE_PREFIX = "gateway:dedupe"
-"""Recently seen messageIds: `gateway:dedupe:{n}:<source>:<messageId>`, same slot as the stream."""
+"""Recently seen messageIds: sets `gateway:dedupe:{n}:<bucket>` of `<source>:<messageId>`,
+in the stream's slot (`gateway.dedupe`)."""
 
 REJECTED_STREAM = "gateway:rejected"
 """Events a dialect answered 200 but could not accept, with the reason (bounded, for debugging)."""
@@ -41,11 +42,6 @@ def hash_tag(key: str) -> str:
     return key[start : end + 1]
 
 
-def dedupe_key(stream: str, source: str, message_id: str) -> str:
-    """The key that marks `message_id` of `source` as seen; it hashes to `stream`'s slot."""
-    return f"{dedupe_prefix(stream)}{source}:{message_id}"
-
-
 def dedupe_prefix(stream: str) -> str:
-    """What every dedupe key of `stream` starts with (`dedupe_key` is it plus the rest)."""
+    """What the dedupe set of each time bucket of `stream` is named (plus the bucket)."""
     return f"{DEDUPE_PREFIX}:{hash_tag(stream)}:"

@@ -1,11 +1,17 @@
 """Adding entries to their streams at most once per `messageId` and source.
 
 Clients retry with the same `messageId` when an answer is lost, and the spool may replay
-an entry Redis took after all (a timeout is not a refusal). A Lua script adds an entry
-only if its key `gateway:dedupe:{n}:<source>:<messageId>` does not exist, and then sets it
-to expire after the window: the check and the `XADD` are one atomic step, run by
-`EVALSHA` in the same pipeline as everything else, so there is no extra round trip. The
-key shares the stream's hash tag, so on a Redis Cluster both are in one slot.
+an entry Redis took after all (a timeout is not a refusal). A Lua script, run by `EVALSHA`
+in the same pipeline as everything else (no extra round trip), checks and adds a chunk of
+entries as one atomic step.
+
+The messageIds seen are members `<source>:<messageId>` of one set per partition and time
+bucket, `gateway:dedupe:{n}:<bucket>`, a bucket being a quarter of the window by Redis's
+clock (`TIME`). A chunk is checked with one `SMISMEMBER` per bucket that overlaps the window
+and marked with one `SADD`: two writes per chunk instead of one `SET ... EX` per message,
+which cost Redis as much as the `XADD` itself (see docs/durability.md). Each bucket expires
+a window after it ends, so an id is remembered for at least the window and at most
+a quarter more. The keys share the stream's hash tag: on a Redis Cluster, one slot.
 """
 
 from __future__ import annotations
@@ -23,27 +29,66 @@ from gateway.ingest import Entry
 from gateway.resp import RespConnection, command
 
 SCRIPT = """
--- KEYS[1]: the stream; KEYS[1 + i]: the dedupe key of entry i
--- ARGV[1]: the window in seconds (0: no dedupe); ARGV[2i], ARGV[2i + 1]: data, source of entry i
+-- KEYS[1]: the stream; KEYS[2]: the prefix of its dedupe sets (same hash tag)
+-- ARGV[1]: the window in seconds (0: no dedupe); ARGV[2]: the bucket's length in seconds
+-- ARGV[3i], ARGV[3i + 1], ARGV[3i + 2]: data, source and member of entry i (from 1)
 local window = tonumber(ARGV[1])
-local added = 0
-for i = 2, #KEYS do
-  if window == 0 or redis.call('EXISTS', KEYS[i]) == 0 then
-    -- XADD first: if it fails (e.g. out of memory) no key claims an entry that is not there
-    redis.call('XADD', KEYS[1], '*', 'data', ARGV[2 * i - 2], 'source', ARGV[2 * i - 1])
-    if window > 0 then
-      redis.call('SET', KEYS[i], '1', 'EX', window)
-    end
-    added = added + 1
+local count = (#ARGV - 2) / 3
+if window == 0 then
+  for i = 1, count do
+    redis.call('XADD', KEYS[1], '*', 'data', ARGV[3 * i], 'source', ARGV[3 * i + 1])
+  end
+  return count
+end
+local span = tonumber(ARGV[2])
+local now = tonumber(redis.call('TIME')[1])
+local current = math.floor(now / span)
+local members = {}
+for i = 1, count do members[i] = ARGV[3 * i + 2] end
+local seen = {}
+for bucket = math.floor((now - window) / span), current do
+  local found = redis.call('SMISMEMBER', KEYS[2] .. bucket, unpack(members))
+  for i = 1, count do
+    if found[i] == 1 then seen[members[i]] = true end
   end
 end
-return added
+local added = {}
+local failed = nil
+for i = 1, count do
+  local member = members[i]
+  if not seen[member] then
+    seen[member] = true  -- the same id twice in one chunk
+    -- XADD before marking: if it fails (e.g. out of memory) no member claims an entry
+    -- that is not in the stream; the ones added before it are still marked
+    local id = redis.pcall('XADD', KEYS[1], '*', 'data', ARGV[3 * i], 'source', ARGV[3 * i + 1])
+    if type(id) == 'table' and id.err then
+      failed = id
+      break
+    end
+    added[#added + 1] = member
+  end
+end
+if #added > 0 then
+  local key = KEYS[2] .. current
+  redis.call('SADD', key, unpack(added))
+  redis.call('EXPIREAT', key, (current + 1) * span + window)
+end
+if failed then return failed end
+return #added
 """
 SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
 _SHA = SHA.encode()
 
 CHUNK = 256
 """Entries per script call: a call blocks Redis while it runs, so keep each one short."""
+
+BUCKETS_PER_WINDOW = 4
+"""A window is checked in this many buckets (plus the current one's remainder)."""
+
+
+def bucket_seconds(window: int) -> int:
+    """The length of a dedupe bucket for `window` (at least a second)."""
+    return max(1, -(-window // BUCKETS_PER_WINDOW))
 
 
 class Writer:
@@ -56,6 +101,7 @@ class Writer:
     def __init__(self, url: str, window: int, connect_timeout: float) -> None:
         self._url = url
         self._window = b"%d" % window
+        self._span = b"%d" % bucket_seconds(window)
         self._connect_timeout = connect_timeout
         self._connection: RespConnection | None = None
         self._connecting = asyncio.Lock()
@@ -95,17 +141,13 @@ class Writer:
             by_stream.setdefault(entry.stream, []).append(entry)
         calls: list[bytes] = []
         for stream, group in by_stream.items():
-            stream_key = stream.encode()
-            prefix = dedupe_prefix(stream)  # = dedupe_key(stream, source, id) less the rest
+            keys = (stream.encode(), dedupe_prefix(stream).encode())
             for start in range(0, len(group), CHUNK):
-                chunk = group[start : start + CHUNK]
-                keys = [f"{prefix}{e.source}:{e.message_id}".encode() for e in chunk]
-                args = [self._window]
-                for entry in chunk:
-                    args += (entry.data, entry.source.encode())
-                calls.append(
-                    command(b"EVALSHA", _SHA, b"%d" % (1 + len(chunk)), stream_key, *keys, *args)
-                )
+                args = [self._window, self._span]
+                for entry in group[start : start + CHUNK]:
+                    source = entry.source.encode()
+                    args += (entry.data, source, b"%s:%s" % (source, entry.message_id.encode()))
+                calls.append(command(b"EVALSHA", _SHA, b"2", *keys, *args))
         return calls
 
     async def _run(self, calls: list[bytes]) -> list[Any]:

@@ -120,7 +120,7 @@ async def redis_families(
 
 async def _read_redis(redis: AnyRedis, streams: Sequence[str], only: str | None) -> list[Metric]:
     # Not `gateway.worker.status.collect`: it SCANs the keyspace for dead-letter streams,
-    # which with millions of dedupe keys is too slow for a scrape. The groups found on the
+    # which with millions of keys is too slow for a scrape. The groups found on the
     # partitions name their dead-letter streams instead.
     pipe = redis.pipeline(transaction=False)
     for stream in streams:

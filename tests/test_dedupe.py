@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
-from gateway.constants import dedupe_key, events_key
-from gateway.dedupe import Writer
+from gateway.constants import dedupe_prefix, events_key
+from gateway.dedupe import Writer, bucket_seconds
 from gateway.embedded import RedisProcess
 from gateway.ingest import Entry
 
@@ -50,9 +51,40 @@ async def test_each_message_id_of_a_source_is_added_once(
         (b"web", b"{}"),
         (b"ios", b"{}"),
     ]
-    key = dedupe_key(STREAM, "web", "a")
-    assert key == "gateway:dedupe:{3}:web:a"  # the stream's hash tag: one cluster slot
-    assert 3500 < await redis.ttl(key) <= 3600
+    keys = [key.decode() async for key in redis.scan_iter("gateway:dedupe:*")]
+    now = (await redis.time())[0]
+    span = bucket_seconds(3600)
+    assert keys == [f"gateway:dedupe:{{3}}:{now // span}"]  # the stream's hash tag: one slot
+    assert await redis.smembers(keys[0]) == {b"web:a", b"web:b", b"web:c", b"ios:a"}
+    # The bucket is remembered a window after it ends: an id for 3600 to 4500 seconds.
+    assert 3600 - 5 < await redis.ttl(keys[0]) <= 3600 + span
+
+
+async def test_an_id_is_remembered_for_the_window_and_no_longer(
+    redis: Redis, writer_for: MakeWriter
+) -> None:
+    window = 80
+    span = bucket_seconds(window)
+    assert span == 20
+    now = (await redis.time())[0]
+    oldest = (now - window) // span  # the oldest bucket that overlaps the window
+    prefix = dedupe_prefix(STREAM)
+    await redis.sadd(f"{prefix}{oldest}", "web:recent")
+    await redis.sadd(f"{prefix}{oldest - 1}", "web:expired")
+    writer = writer_for(window)
+    assert await writer.write([entry("recent"), entry("expired")]) == 1
+    assert [f[b"data"] for _, f in await redis.xrange(STREAM)] == [b"{}"]
+
+
+async def test_an_entry_redis_refuses_is_not_marked_as_seen(
+    redis: Redis, writer_for: MakeWriter
+) -> None:
+    writer = writer_for(3600)
+    await redis.set(STREAM, "not a stream")  # every XADD fails
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await writer.write([entry("a"), entry("b")])
+    await redis.delete(STREAM)
+    assert await writer.write([entry("a"), entry("b")]) == 2  # not taken for duplicates
 
 
 async def test_a_server_that_forgot_the_script_gets_it_again(
@@ -75,4 +107,4 @@ async def test_large_writes_keep_their_order(redis: Redis, writer_for: MakeWrite
 async def test_window_zero_turns_dedupe_off(redis: Redis, writer_for: MakeWriter) -> None:
     writer = writer_for(0)
     assert await writer.write([entry("a"), entry("a")]) == 2
-    assert await redis.exists(dedupe_key(STREAM, "web", "a")) == 0
+    assert [key async for key in redis.scan_iter("gateway:dedupe:*")] == []
