@@ -33,6 +33,8 @@ class Row:
     percent of one core during the run."""
     durable: str = ""
     """What the stream holds against what was acknowledged."""
+    round: int = 0
+    """Which round of an alternating pair (the gateway and its reference) this is; 0: none."""
 
     @property
     def requests_per_s(self) -> float:

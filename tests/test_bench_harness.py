@@ -10,7 +10,8 @@ from redis.asyncio import Redis
 
 from bench import payloads
 from bench.loadgen import parse_redis_benchmark, parse_wrk
-from bench.report import END, START, write_between_markers
+from bench.report import END, START, Row, write_between_markers
+from bench.run import judge
 from gateway.sources import Sources
 from tests.conftest import MakeClient, stream_messages
 
@@ -101,3 +102,30 @@ def test_results_replace_the_block_between_the_markers(tmp_path: Path) -> None:
     doc.write_text(f"# Performance\n\nintro\n\n{START}\nold table\n{END}\n\n## After\n")
     write_between_markers(doc, "new table")
     assert doc.read_text() == f"# Performance\n\nintro\n\n{START}\nnew table\n{END}\n\n## After\n"
+
+
+def test_ratios_pair_each_round_and_are_judged_on_the_median() -> None:
+    def row(server: str, payload: str, round_: int, rate: float) -> Row:
+        per_request = 1 if payload == "track" else 100
+        mode = "peak" if server != "redis-benchmark XADD" else "n entries"
+        return Row(
+            server, payload, 64, f"{mode}, round {round_}", per_request, rate=rate, round=round_
+        )
+
+    rows = [
+        row("bare aiohttp", "track", 1, 10_000),
+        row("gateway, 1 process", "track", 1, 8_000),  # 0.80
+        row("bare aiohttp", "track", 2, 20_000),
+        row("gateway, 1 process", "track", 2, 9_000),  # 0.45
+        row("bare aiohttp", "track", 3, 10_000),
+        row("gateway, 1 process", "track", 3, 7_500),  # 0.75: median 0.75, met
+        row("gateway, 2 processes", "batch of 100", 1, 40_000),
+        row("redis-benchmark XADD", "stored entry", 1, 100_000),  # 0.40
+        row("gateway, 2 processes", "batch of 100", 2, 60_000),
+        row("redis-benchmark XADD", "stored entry", 2, 200_000),  # 0.30: not met
+    ]
+    track, batch = judge(rows)[:2]
+    assert track.measured == "median 0.75x (rounds: 0.80x, 0.45x, 0.75x)"
+    assert track.met is True
+    assert batch.measured.startswith("median 0.35x redis-benchmark (rounds: 0.40x, 0.30x)")
+    assert batch.met is False
