@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.exceptions import ResponseError
 
-from gateway.errors import INVALID_WRITE_KEY, ApiError
+from gateway.errors import INVALID_WRITE_KEY, MALFORMED_HTTP, ApiError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ REASONS = {
     "Invalid form body": "malformed",
     "Missing data": "malformed",
     "Invalid query parameter": "malformed",
+    MALFORMED_HTTP: "malformed",
     "Message nested too deeply": "too_deep",
     "Invalid message": "invalid",
 }

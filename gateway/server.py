@@ -15,9 +15,10 @@ from types import FrameType
 
 from aiohttp import web
 
-from gateway import logs, multiprocess
+from gateway import framing, logs, multiprocess
 from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.embedded import die_with_parent, embedded_redis
+from gateway.keys import METRICS
 from gateway.settings import Settings
 from gateway.sources import Sources
 
@@ -60,24 +61,52 @@ def run_process(settings: Settings, reuse_port: bool = False) -> None:
     else to the spool) and exits: within about `shutdown_grace` seconds.
     """
     loop = _new_loop()
+    asyncio.set_event_loop(loop)
     _tune_gc()
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        reuse_port=reuse_port,
+    main = loop.create_task(_serve_app(settings, reuse_port))
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):  # from the runner's signal handlers
+        pass
+    finally:
+        if not main.done():
+            main.cancel()  # its `finally` stops the runner gracefully
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(main)
+        leftovers = asyncio.all_tasks(loop)  # none once the app's cleanup ran; else stop them
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+async def _serve_app(settings: Settings, reuse_port: bool) -> None:
+    """What `web.run_app` does, plus the gateway's answers to unparseable requests."""
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app,
+        handle_signals=True,
         shutdown_timeout=max(0.0, settings.shutdown_grace - settings.redis_timeout),
-        print=lambda *_: log.info(
+        **RUNNER_OPTIONS,
+    )
+    await runner.setup()
+    try:
+        framing.json_errors(runner, app[METRICS].tally)
+        site = web.TCPSite(
+            runner, settings.host, settings.port, reuse_port=reuse_port, backlog=1024
+        )
+        await site.start()
+        log.info(
             "gateway: listening on http://%s:%d (pid %d)",
             settings.host,
             settings.port,
             os.getpid(),
             extra={"event": "listening"},
-        ),
-        backlog=1024,
-        loop=loop,
-        **RUNNER_OPTIONS,
-    )
+        )
+        await asyncio.Event().wait()  # until a signal raises GracefulExit
+    finally:
+        await runner.cleanup()
 
 
 def _child(settings: Settings) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -138,6 +140,57 @@ def test_serve_with_two_processes(tmp_path: Path) -> None:
         store = redis_sync.Redis.from_url(url)
         assert store.xlen("gateway:events:{0}") == 20
         store.close()
+    finally:
+        assert stop(process) == 0
+
+
+UNPARSEABLE = {
+    b"GARBAGE\r\n\r\n": "Invalid method",
+    b"POST /v1/t HTTP/1.1\r\nHost: x\r\nNo Colon\r\n\r\n": "Invalid header token",
+    b"POST /v1/t HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}": (
+        "Duplicate Content-Length"
+    ),
+    b"POST /v1/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n": (
+        "Invalid character in chunk size"
+    ),
+}
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send `request` as is; everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.slow
+def test_unparseable_requests_get_json_and_the_process_serves_on(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    args = ["serve", "--port", str(port), "--host", "127.0.0.1", "--workers", "1"]
+    args += ["--data-dir", str(tmp_path / "data"), "--log-level", "debug"]
+    process = start(args, log)
+    try:
+        wait_for("listening on", log, process)
+        for request, said in UNPARSEABLE.items():
+            head, _, body = raw_exchange(port, request).partition(b"\r\n\r\n")
+            status_line = head.split(b"\r\n")[0]
+            assert status_line.endswith(b" 400 Bad Request"), head
+            assert b"Content-Type: application/json" in head
+            error = json.loads(body)
+            assert error["Message"] == "Malformed HTTP request", error
+            assert error["Details"].startswith(said), error
+        answer = requests.post(f"http://127.0.0.1:{port}/v1/t", json=TRACK, timeout=10)
+        assert answer.json() == {"success": True}
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert 'gateway_messages_rejected_total{reason="malformed"} 4.0' in metrics
+        text = log.read_text()
+        assert text.count("Malformed HTTP request from 127.0.0.1") == 4
+        assert "Traceback" not in text
+        assert "ERROR" not in text
     finally:
         assert stop(process) == 0
 
