@@ -306,20 +306,14 @@ def find_all(rows: list[Row], server: str, payload: str, paced: bool = False) ->
     ]
 
 
-def paired_ratios(gateway: list[Row], reference: list[Row], messages: bool) -> list[float]:
-    """Per round, the gateway's rate over its reference's in the same round."""
+def paired_ratios(gateway: list[Row], reference: list[Row]) -> list[float]:
+    """Per round, the gateway's messages/s over its reference's in the same round."""
     by_round = {row.round: row for row in reference}
-    ratios = []
-    for row in gateway:
-        other = by_round.get(row.round)
-        if other is not None:
-            mine, theirs = (
-                (row.messages_per_s, other.messages_per_s)
-                if messages
-                else (row.requests_per_s, other.requests_per_s)
-            )
-            ratios.append(mine / theirs)
-    return ratios
+    return [
+        row.messages_per_s / by_round[row.round].messages_per_s
+        for row in gateway
+        if row.round in by_round
+    ]
 
 
 def _rounds(ratios: list[float]) -> str:
@@ -332,7 +326,7 @@ def judge(rows: list[Row]) -> list[Target]:
     bare = find_all(rows, "bare aiohttp", "track")
     naive = find(rows, "straightforward", "track")
     gw1 = find_all(rows, "gateway, 1 process", "track")
-    ratios = paired_ratios(gw1, bare, messages=False)
+    ratios = paired_ratios(gw1, bare)
     if ratios:
         median = statistics.median(ratios)
         rate = statistics.median(row.requests_per_s for row in gw1)
@@ -346,7 +340,7 @@ def judge(rows: list[Row]) -> list[Target]:
         )
     gw2 = find_all(rows, "gateway, 2 processes", "batch of 100")
     queue = find_all(rows, "redis-benchmark", "stored entry")
-    ratios = paired_ratios(gw2, queue, messages=True)
+    ratios = paired_ratios(gw2, queue)
     if ratios:
         rates = [row.messages_per_s for row in gw2]
         need = min(100_000.0, 0.5 * statistics.median(row.messages_per_s for row in queue))
