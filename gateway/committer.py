@@ -132,7 +132,7 @@ class Committer:
                     extra={"event": "redis_down", "entries": len(entries)},
                 )
             else:
-                tally.accepted_redis += _succeed(batch)
+                tally.accepted_redis += _settle(batch)
                 tally.duplicates += len(entries) - added
                 return
         try:
@@ -150,9 +150,9 @@ class Committer:
                 why,
                 extra={"event": event, "entries": len(entries)},
             )
-            tally.reject("unavailable", _fail(batch, Unavailable(why)))
+            tally.reject("unavailable", _settle(batch, Unavailable(why)))
         else:
-            tally.accepted_spool += _succeed(batch)
+            tally.accepted_spool += _settle(batch)
 
     def _spool_failure(self, exc: Exception) -> tuple[int, str, str]:
         """Log level, log event and the 503's reason for a spool that did not take a batch."""
@@ -167,21 +167,14 @@ class Committer:
         return logging.ERROR, "spool_failed", f"Redis is unavailable and the spool failed: {exc}"
 
 
-def _succeed(batch: Batch) -> int:
-    """Wake the requests still waiting; the number of their entries."""
-    succeeded = 0
+def _settle(batch: Batch, error: Unavailable | None = None) -> int:
+    """Wake the requests still waiting, failing them with `error` if given; their entries."""
+    settled = 0
     for entries, future in batch:
         if not future.done():
-            future.set_result(None)
-            succeeded += len(entries)
-    return succeeded
-
-
-def _fail(batch: Batch, exc: Unavailable) -> int:
-    """Fail the requests still waiting; the number of their entries."""
-    failed = 0
-    for entries, future in batch:
-        if not future.done():
-            future.set_exception(exc)
-            failed += len(entries)
-    return failed
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+            settled += len(entries)
+    return settled

@@ -6,6 +6,8 @@ failure the caller must answer (503) or route around (the spool).
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -19,24 +21,16 @@ def connect(url: str, timeout: float, max_connections: int = 64, cluster: bool =
 
     On a cluster (`url` without `+cluster`), a command for every node (`PING`) asks each.
     """
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "max_connections": max_connections,
+        "health_check_interval": 0,
+    }
     if cluster:
-        return RedisCluster.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            max_connections=max_connections,
-            health_check_interval=0,
-        )
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        max_connections=max_connections,
-        health_check_interval=0,
-    )
+        return RedisCluster.from_url(url, **options)
+    return Redis.from_url(url, retry_on_timeout=False, **options)
 
 
 async def ping(redis: AnyRedis) -> bool:
