@@ -123,10 +123,17 @@ class Harness:
         """
         python = sys.executable
         bare_args = [python, "bench/ref_bare.py", "{port}"]
-        with self.server("bare aiohttp", bare_args) as bare, self.gateway(url, 1) as gateway:
+        minimal_args = [python, "bench/ref_minimal.py", "{port}", url, str(self.sources)]
+        minimal_args.append(str(self.tmp / "minimal-data"))
+        with (
+            self.server("bare aiohttp", bare_args) as bare,
+            self.server("minimal gateway", minimal_args) as minimal,
+            self.gateway(url, 1) as gateway,
+        ):
             peaks = []
             for round_ in range(1, self.rounds + 1):
                 self.measure(bare, self.track, stores=False, round_=round_)
+                self.measure(minimal, self.track, round_=round_)
                 peaks.append(self.measure(gateway, self.track, round_=round_).rate)
             self.measure(gateway, self.track, rate=statistics.median(peaks) / 2, warmup=False)
             self.measure(gateway, self.batch)
@@ -331,10 +338,17 @@ def judge(rows: list[Row]) -> list[Target]:
         median = statistics.median(ratios)
         rate = statistics.median(row.requests_per_s for row in gw1)
         vs_naive = f"; {rate / naive.requests_per_s:.1f}x straightforward" if naive else ""
+        minimal = paired_ratios(find_all(rows, "minimal gateway", "track"), bare)
+        vs_minimal = (
+            f"; minimal gateway median {statistics.median(minimal):.2f}x bare"
+            f" (rounds: {_rounds(minimal)})"
+            if minimal
+            else ""
+        )
         targets.append(
             Target(
                 "track, 1 gateway process, 64 connections: >= 0.7x bare aiohttp requests/s",
-                f"median {median:.2f}x (rounds: {_rounds(ratios)}){vs_naive}",
+                f"median {median:.2f}x (rounds: {_rounds(ratios)}){vs_naive}{vs_minimal}",
                 median >= 0.7,
             )
         )
