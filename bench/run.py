@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     machine = machine_facts()
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
-        rows = Harness(Path(tmp), options).run()
+        harness = Harness(Path(tmp), options)
+        rows = harness.run()
+    machine["redis"] += f", nice {harness.redis_nice}"
     elapsed = time.monotonic() - started
     block = render(rows, machine, options, elapsed)
     print(block)
@@ -87,6 +89,8 @@ class Harness:
         self.threads: int = options.threads
         self.rounds: int = max(1, options.rounds)
         self.rows: list[Row] = []
+        self.redis_nice = 0
+        """The Redis server's nice value, read once it runs (`gateway.embedded.PRIORITY`)."""
         track = tmp / "track.json"
         track.write_bytes(payloads.track_body())
         batch = tmp / "batch.json"
@@ -105,6 +109,7 @@ class Harness:
         self.redis_port = redis_server.port
         assert redis_server.process is not None
         self.redis_pid = redis_server.process.pid
+        self.redis_nice = os.getpriority(os.PRIO_PROCESS, self.redis_pid)  # see embedded.PRIORITY
         self.redis = Redis.from_url(redis_server.url)
         self.redis.config_set("lazyfree-lazy-user-flush", "no")  # see _empty_redis
         try:

@@ -58,6 +58,14 @@ AOF_REWRITE_MIN_SIZE = "1gb"
 """The AOF's size below which Redis never rewrites it (also in deploy/redis.conf)."""
 
 
+PRIORITY = -10
+"""The server's nice value, where the system lets the gateway set it (root, or
+`CAP_SYS_NICE`). On a machine it shares with the gateway, Redis is the one serial step every
+request waits for: a gateway process that takes its core from it stalls all of them
+(batches through two processes on two cores: 41,000 to 43,000 messages/s at the same
+priority, 53,000 to 60,000 with this; see docs/performance.md)."""
+
+
 class RedisProcess:
     """A `valkey-server`/`redis-server` child process on loopback with its data in `directory`."""
 
@@ -74,6 +82,8 @@ class RedisProcess:
         self.extra_args = tuple(extra_args)
         """More server options, e.g. `("--cluster-enabled", "yes")` for a cluster node."""
         self.process: subprocess.Popen[bytes] | None = None
+        self.prioritized = False
+        """Whether the server runs at `PRIORITY` (else at the gateway's own)."""
 
     @property
     def url(self) -> str:
@@ -114,6 +124,14 @@ class RedisProcess:
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
         )
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, PRIORITY)
+            self.prioritized = True
+        except PermissionError:
+            log.info(
+                "the embedded server runs at normal priority: raising it needs root or "
+                "CAP_SYS_NICE (see docs/deploy.md, Redis on the same machine)"
+            )
         deadline = time.monotonic() + timeout
         while not _answers_ping(self.port):
             if self.process.poll() is not None:

@@ -16,7 +16,7 @@ import pytest
 import redis as redis_sync
 import requests
 
-from gateway.embedded import URL_FILE, free_port
+from gateway.embedded import PRIORITY, URL_FILE, RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACK = {"userId": "u1", "event": "Started"}
@@ -103,6 +103,20 @@ def test_serve_on_the_embedded_server(
         store.close()
     finally:
         assert stop(again) == 0
+
+
+def test_the_embedded_server_gets_priority_where_the_system_allows(tmp_path: Path) -> None:
+    server = RedisProcess(tmp_path / "redis")
+    server.start()
+    try:
+        assert server.process is not None
+        nice = os.getpriority(os.PRIO_PROCESS, server.process.pid)
+        if os.geteuid() == 0:  # as CI runs; other users may lack CAP_SYS_NICE
+            assert server.prioritized
+        expected = PRIORITY if server.prioritized else os.getpriority(os.PRIO_PROCESS, 0)
+        assert nice == expected
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow
