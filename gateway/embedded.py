@@ -62,8 +62,9 @@ PRIORITY = -10
 """The server's nice value, where the system lets the gateway set it (root, or
 `CAP_SYS_NICE`). On a machine it shares with the gateway, Redis is the one serial step every
 request waits for: a gateway process that takes its core from it stalls all of them
-(batches through two processes on two cores: 41,000 to 43,000 messages/s at the same
-priority, 53,000 to 60,000 with this; see docs/performance.md)."""
+(batches through two processes on two cores, six alternating pairs: 39,900 to 60,000
+messages/s at the same priority, 53,000 to 69,600 with this, which won every pair by 16 to
+46 %; see docs/performance.md)."""
 
 
 class RedisProcess:
