@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.exceptions import ResponseError
 
+from gateway import tasks
 from gateway.errors import INVALID_WRITE_KEY, MALFORMED_HTTP, ApiError
 
 log = logging.getLogger(__name__)
@@ -249,13 +250,10 @@ class Metrics:
     async def pushing(self, interval: float = PUSH_INTERVAL) -> AsyncIterator[None]:
         """Push every `interval` seconds while inside, and once more on the way out."""
         self.processes.set(1)
-        task = asyncio.create_task(self._push_every(interval))
         try:
-            yield
+            async with tasks.running(self._push_every(interval)):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             self.push()
             self.processes.set(0)
 

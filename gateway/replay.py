@@ -15,6 +15,7 @@ import logging
 
 from redis.exceptions import RedisClusterException, RedisError
 
+from gateway import tasks
 from gateway.redis_client import AnyRedis
 from gateway.spool import Spool, read_chunk
 from gateway.writers import EntryWriter
@@ -49,9 +50,7 @@ class Replayer:
     async def stop(self) -> None:
         """Stop; what is left in the spool stays there for the next start."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await tasks.cancel(self._task)
             self._task = None
 
     async def _run(self) -> None:

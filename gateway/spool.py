@@ -35,6 +35,7 @@ from typing import BinaryIO
 
 import msgspec
 
+from gateway import tasks
 from gateway.ingest import Entry
 from gateway.settings import FSYNC_POLICIES
 
@@ -277,9 +278,7 @@ class Spool:
     async def close(self) -> None:
         """Flush to disk (whatever the policy), close, and release the slot."""
         if self._syncer is not None:
-            self._syncer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._syncer
+            await tasks.cancel(self._syncer)
         if self._syncs:
             await asyncio.gather(*self._syncs, return_exceptions=True)
         for segment in [*self._sealed, *([self._active] if self._active else [])]:

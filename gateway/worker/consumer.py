@@ -23,6 +23,7 @@ import msgspec
 from redis.asyncio import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
+from gateway import tasks
 from gateway.redis_client import AnyRedis
 from gateway.worker import deadletters
 from gateway.worker.cluster_reads import PartitionReads
@@ -279,13 +280,8 @@ class Consumer:
         if not batch:
             yield
             return
-        task = asyncio.create_task(self._heartbeat(batch))
-        try:
+        async with tasks.running(self._heartbeat(batch)):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _heartbeat(self, batch: Sequence[Message]) -> None:
         by_stream: dict[str, list[str | bytes | int | memoryview]] = {}
