@@ -6,6 +6,13 @@ pipeline (see `gateway.dedupe`), and wakes each request when its entries are dur
 While `max_in_flight` pipelines are outstanding, new entries wait for the next one, so
 batches grow with the load instead of the round trips.
 
+A pipeline leaves as soon as `flush_at` entries wait (and a pipeline may go), without
+waiting for the handlers still ready to run: under load the loop finds many requests
+ready at once, and if all of them were sent together, the loop would have nothing to do
+until Redis answered them. Sent in parts, Redis works on the first while the loop
+validates the rest, and their answers go out (and the clients' next requests come in)
+sooner.
+
 When Redis fails or does not answer within `timeout`, the batch is appended to the local
 spool instead, and the requests are answered once it is written there. While the spool
 holds entries not yet replayed, new batches go to the spool too, behind them, so that no
@@ -19,7 +26,7 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from redis.exceptions import RedisError
 
@@ -50,13 +57,16 @@ class Committer:
         timeout: float,
         tally: Tally | None = None,
         max_in_flight: int = 4,
+        flush_at: int = 16,
     ) -> None:
         self.spool = spool
         self.tally = tally or Tally()
         self._writer = writer
         self._timeout = timeout
         self._max_in_flight = max_in_flight
+        self._flush_at = flush_at
         self._pending: Batch = []
+        self._pending_entries = 0
         self._scheduled = False
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -72,7 +82,11 @@ class Committer:
         start = time.perf_counter()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((entries, future))
-        self._schedule()
+        self._pending_entries += len(entries)
+        if self._pending_entries >= self._flush_at and self._in_flight < self._max_in_flight:
+            self._start_flush()
+        else:
+            self._schedule()
         # No timer per request (it cost more than the rest of the commit): every flush is
         # bounded instead, so a request waits at most for the flushes ahead of it and its own.
         await future
@@ -96,10 +110,16 @@ class Committer:
         self._scheduled = False
         batch = [(e, f) for e, f in self._pending if not f.done()]
         self._pending = []
+        self._pending_entries = 0
         if not batch:
             return
         self._in_flight += 1
-        task = asyncio.create_task(self._flush(batch))
+        entries = [entry for entries, _ in batch for entry in entries]
+        # Decided when the batch leaves, not when it arrived: once anything is spooled,
+        # later batches queue behind it on disk until replay has drained the spool.
+        # Sent now, before the task's first step: see the module's doc.
+        written = self._writer.write(entries) if self.spool.empty else None
+        task = asyncio.create_task(self._flush(batch, entries, written), context=_NO_REQUEST)
         self._tasks.add(task)
         task.add_done_callback(self._flushed)
 
@@ -109,18 +129,18 @@ class Committer:
         if self._pending:
             self._schedule()
 
-    async def _flush(self, batch: Batch) -> None:
+    async def _flush(
+        self, batch: Batch, entries: list[Entry], written: Awaitable[int] | None
+    ) -> None:
+        """Wait for `written` (the entries sent to Redis), else spool the entries."""
         self.flushes += 1
         self.requests += len(batch)
-        entries = [entry for entries, _ in batch for entry in entries]
         tally = self.tally
         tally.flush_sizes.observe(len(entries))
-        # Decided when the batch leaves, not when it arrived: once anything is spooled,
-        # later batches queue behind it on disk until replay has drained the spool.
-        if self.spool.empty:
+        if written is not None:
             try:
                 async with asyncio.timeout(self._timeout):
-                    added = await self._writer.write(entries)
+                    added = await written
             except (RedisError, OSError, TimeoutError) as exc:
                 # Redis may still have taken some of them (a timeout is not a refusal):
                 # the replay's dedupe drops those.

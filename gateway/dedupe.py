@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import hiredis
@@ -106,15 +106,25 @@ class Writer:
         self._connection: RespConnection | None = None
         self._connecting = asyncio.Lock()
 
-    async def write(self, entries: Sequence[Entry]) -> int:
+    def write(self, entries: Sequence[Entry]) -> Awaitable[int]:
         """Add `entries` (in order per stream); the number added, duplicates left out.
 
-        Raises `ResponseError` when Redis refuses a part, `OSError` when the connection
-        fails; parts may have been added then, and writing all of it again adds none of
+        On an open connection the pipeline is sent before this returns (the committer
+        relies on it), and the awaitable only waits for the replies.
+
+        The awaitable raises `ResponseError` when Redis refuses a part, `OSError` when the
+        connection fails; parts may have been added then, and writing all of it again adds none of
         them twice.
         """
         calls = self._calls(entries)
-        results = await self._run(calls)
+        connection = self._connection
+        if connection is None or connection.closed:
+            return self._added(calls, self._run(calls))  # connects first
+        sent = connection.send(b"".join(calls), len(calls))
+        return self._added(calls, connection.replies(sent))
+
+    async def _added(self, calls: list[bytes], replies: Awaitable[list[Any]]) -> int:
+        results = await replies
         missing = [
             call
             for call, result in zip(calls, results, strict=True)

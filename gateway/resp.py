@@ -133,14 +133,22 @@ class RespConnection:
 
         A reply that is an error is a `hiredis.ReplyError` in the list, not raised.
         """
+        return await self.replies(self.send(payload, count))
+
+    def send(self, payload: bytes, count: int) -> asyncio.Future[list[Any]]:
+        """Write `count` encoded commands now; the future of their replies (see `replies`)."""
         protocol = self._protocol
         if self.closed or protocol.transport is None:
             raise RespError("the connection is closed")
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         protocol.waiting.append(_Batch(count, future))
         protocol.transport.write(payload)
+        return future
+
+    async def replies(self, sent: asyncio.Future[list[Any]]) -> list[Any]:
+        """The replies of what `send` sent, in order."""
         try:
-            return await future
+            return await sent
         except asyncio.CancelledError:
             # The replies of what was sent will still come, out of step with whoever
             # waits next: this connection cannot be trusted any more.

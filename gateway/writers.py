@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from gateway import redis_url
@@ -23,8 +23,12 @@ log = logging.getLogger(__name__)
 class EntryWriter(Protocol):
     """What the committer and the replay write through."""
 
-    async def write(self, entries: Sequence[Entry]) -> int:
-        """Add `entries` at most once each; the number added. Raises if any may be missing."""
+    def write(self, entries: Sequence[Entry]) -> Awaitable[int]:
+        """Add `entries` at most once each; the number added. Raises if any may be missing.
+
+        A writer may send before it returns the awaitable (`dedupe.Writer` does), so
+        that Redis works on the entries while the caller goes on.
+        """
         ...
 
     async def close(self) -> None:

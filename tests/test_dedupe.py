@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -108,3 +109,18 @@ async def test_window_zero_turns_dedupe_off(redis: Redis, writer_for: MakeWriter
     writer = writer_for(0)
     assert await writer.write([entry("a"), entry("a")]) == 2
     assert [key async for key in redis.scan_iter("gateway:dedupe:*")] == []
+
+
+async def test_the_pipeline_leaves_before_write_is_awaited(
+    redis: Redis, writer_for: MakeWriter
+) -> None:
+    writer = writer_for(60)
+    await writer.write([entry("connect")])
+    written = writer.write([entry("a")])
+    # Nothing runs `written` until it is awaited: the entry arrives all the same.
+    for _ in range(1000):
+        if await redis.xlen(STREAM) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert await redis.xlen(STREAM) == 2
+    assert await written == 1
