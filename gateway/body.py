@@ -44,6 +44,11 @@ def _too_large(what: str, limit: int) -> ApiError:
 
 
 async def _read_plain(stream: StreamReader, limit: int, what: str) -> bytes:
+    if stream.is_eof():  # the whole body came with the headers, as it mostly does: no wait
+        body = stream.read_nowait()
+        if len(body) > limit:
+            raise _too_large(what, limit)
+        return body
     chunks: list[bytes] = []
     size = 0
     while chunk := await stream.readany():

@@ -20,8 +20,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def arrival_of(request: web.Request) -> Arrival:
     """What the request tells about the messages in it."""
     settings = request.app[INGEST].settings
+    received_at, received_iso = timestamps.received()
     return Arrival(
-        received_at=timestamps.now(),
+        received_at=received_at,
+        received_iso=received_iso,
         ip=auth.client_ip(request, settings.trusted_proxies),
         browser="Origin" in request.headers,
         basic_key=auth.basic_username(request),

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 
 def now() -> datetime:
     """The gateway's clock, in UTC."""
     return datetime.now(UTC)
+
+
+_last_received: tuple[int, datetime, str] = (-1, datetime.min, "")
+
+
+def received() -> tuple[datetime, str]:
+    """The gateway's clock to the millisecond, and the same in ISO-8601 (`iso`).
+
+    Made once per millisecond: under load many requests arrive within one, and each needs
+    both (`receivedAt`, and the base of the corrected `timestamp`).
+    """
+    global _last_received
+    milliseconds = time.time_ns() // 1_000_000
+    last = _last_received
+    if last[0] != milliseconds:
+        seconds, rest = divmod(milliseconds, 1000)
+        moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest * 1000)
+        last = _last_received = (milliseconds, moment, iso(moment))
+    return last[1], last[2]
 
 
 def iso(moment: datetime) -> str:

@@ -97,6 +97,20 @@ def test_corrected_is_exact() -> None:
     )
 
 
+def test_received_is_the_clock_to_the_millisecond_with_its_iso_form() -> None:
+    before = datetime.now(UTC)
+    moment, text = timestamps.received()
+    after = datetime.now(UTC)
+    assert moment.tzinfo is UTC
+    assert moment.microsecond % 1000 == 0
+    assert before - timedelta(milliseconds=1) < moment <= after
+    assert text == timestamps.iso(moment)
+    # Within one millisecond, every request gets the same pair (it is made once).
+    pairs = {timestamps.received() for _ in range(1000)}
+    assert all(text == timestamps.iso(moment) for moment, text in pairs)
+    assert len(pairs) < 1000
+
+
 @pytest.mark.parametrize("path", ["/v1/track", "/v1/batch"])
 async def test_skew_beyond_the_calendar_falls_back_to_received_at(
     client: TestClient[Any, Any], redis: Redis, path: str
