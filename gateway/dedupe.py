@@ -113,8 +113,8 @@ class Writer:
         relies on it), and the awaitable only waits for the replies.
 
         The awaitable raises `ResponseError` when Redis refuses a part, `OSError` when the
-        connection fails; parts may have been added then, and writing all of it again adds none of
-        them twice.
+        connection fails; parts may have been added then, and writing all of it again adds
+        none of them twice.
         """
         calls = self._calls(entries)
         connection = self._connection

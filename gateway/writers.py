@@ -27,7 +27,8 @@ class EntryWriter(Protocol):
         """Add `entries` at most once each; the number added. Raises if any may be missing.
 
         A writer may send before it returns the awaitable (`dedupe.Writer` does), so
-        that Redis works on the entries while the caller goes on.
+        that Redis works on the entries while the caller goes on. Failures are raised by
+        the awaitable, never by the call: the committer has taken the requests by then.
         """
         ...
 
