@@ -114,7 +114,7 @@ class Committer:
         if not batch:
             return
         self._in_flight += 1
-        entries = [entry for entries, _ in batch for entry in entries]
+        entries = [entry for group, _ in batch for entry in group]
         # Decided when the batch leaves, not when it arrived: once anything is spooled,
         # later batches queue behind it on disk until replay has drained the spool.
         # Sent now, before the task's first step: see the module's doc.

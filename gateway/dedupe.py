@@ -117,8 +117,8 @@ class Writer:
         none of them twice.
         """
         calls = self._calls(entries)
-        connection = self._connection
-        if connection is None or connection.closed:
+        connection = self._open_connection()
+        if connection is None:
             return self._added(calls, self._run(calls))  # connects first
         sent = connection.send(b"".join(calls), len(calls))
         return self._added(calls, connection.replies(sent))
@@ -165,10 +165,17 @@ class Writer:
         return await connection.execute(b"".join(calls), len(calls))
 
     async def _connect(self) -> RespConnection:
-        connection = self._connection
-        if connection is not None and not connection.closed:
+        connection = self._open_connection()
+        if connection is not None:
             return connection
         async with self._connecting:
-            if self._connection is None or self._connection.closed:
-                self._connection = await RespConnection.open(self._url, self._connect_timeout)
-            return self._connection
+            connection = self._open_connection()
+            if connection is None:
+                connection = await RespConnection.open(self._url, self._connect_timeout)
+                self._connection = connection
+            return connection
+
+    def _open_connection(self) -> RespConnection | None:
+        """The connection, unless there is none yet or it failed."""
+        connection = self._connection
+        return None if connection is None or connection.closed else connection
