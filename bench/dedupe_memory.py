@@ -1,6 +1,6 @@
 """What the dedupe sets cost in Redis memory, measured on the embedded server.
 
-Writes N messages through `gateway.dedupe.Writer` twice, once with dedupe off and once on,
+Writes N messages through `gateway.store.dedupe.Writer` twice, once with dedupe off and once on,
 and prints the difference in `used_memory` per million messages, and `MEMORY USAGE` of the
 bucket's set. Run: `python bench/dedupe_memory.py [N]`; results go in docs/durability.md.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from gateway.constants import dedupe_prefix, events_key
-from gateway.dedupe import Writer
-from gateway.embedded import RedisProcess
-from gateway.ingest import Entry
+from gateway.ops.embedded import RedisProcess
+from gateway.store.dedupe import Writer
+from gateway.store.entry import Entry
 
 DATA = b'{"type":"track","event":"Order Completed","userId":"user-1234","properties":{}}'
 

@@ -3,7 +3,7 @@
     python -m bench.metrics_cost          # in memory, as with --workers 1
     python -m bench.metrics_cost --mp     # prometheus_client's multiprocess mode
 
-Times the wrapper every route's handler runs in (`gateway.observe`) around a handler that
+Times the wrapper every route's handler runs in (`gateway.http.observe`) around a handler that
 does nothing, the committer's per-request and per-flush tallies, and, for comparison,
 the same counts made straight with `prometheus_client`. Best of many short runs, so that
 other work on the machine shows as little as it can.
@@ -54,8 +54,8 @@ def main() -> None:
     from aiohttp.test_utils import make_mocked_request
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
-    from gateway import observe
-    from gateway.metrics import LATENCY_BUCKETS, Metrics
+    from gateway.http import observe
+    from gateway.ops.metrics import LATENCY_BUCKETS, Metrics
 
     metrics = Metrics()
     tally = metrics.tally

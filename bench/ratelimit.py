@@ -1,6 +1,6 @@
 """What a rate-limit check costs, measured on the embedded server.
 
-Runs N checks through `gateway.ratelimit.RateLimiter` (a limit no check reaches), one at a
+Runs N checks through `gateway.store.ratelimit.RateLimiter` (a limit no check reaches), one at a
 time and then 64 at once over 4 callers, and prints the CPU and wall time per check and
 the writes to Redis per check. Run: `python bench/ratelimit.py [N]`; results go in
 docs/intilery.md.
@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.embedded import RedisProcess
-from gateway.ratelimit import Limit, RateLimiter
+from gateway.ops.embedded import RedisProcess
+from gateway.store.ratelimit import Limit, RateLimiter
 
 UNREACHED = Limit(rate=1e9, burst=10**9)
 

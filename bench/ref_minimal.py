@@ -21,15 +21,15 @@ from aiohttp import web
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.committer import Committer
-from gateway.dedupe import Writer
 from gateway.errors import success
-from gateway.handlers import arrival_of
-from gateway.ingest import Ingest
-from gateway.keys import COMMITTER, INGEST
+from gateway.http.app_keys import COMMITTER, INGEST
+from gateway.http.handlers import arrival_of
+from gateway.ingest.pipeline import Ingest
+from gateway.ingest.sources import Sources
 from gateway.settings import Settings
-from gateway.sources import Sources
-from gateway.spool import Spool
+from gateway.store.committer import Committer
+from gateway.store.dedupe import Writer
+from gateway.store.spool import Spool
 
 
 def create_minimal_app(redis_url: str, sources: Sources, data_dir: Path) -> web.Application:

@@ -36,7 +36,7 @@ from bench.loadgen import Load, WrkResult, run_redis_benchmark, run_wrk
 from bench.procs import ROOT, CpuMeter, Server
 from bench.report import MB, Row, Target, table, targets_table, write_between_markers
 from gateway.constants import events_key
-from gateway.embedded import RedisProcess, free_port, server_binary
+from gateway.ops.embedded import RedisProcess, free_port, server_binary
 
 STREAM = events_key(0)
 WARMUP_SECONDS = 2.0
@@ -90,7 +90,7 @@ class Harness:
         self.rounds: int = max(1, options.rounds)
         self.rows: list[Row] = []
         self.redis_nice = 0
-        """The Redis server's nice value, read once it runs (`gateway.embedded.PRIORITY`)."""
+        """The Redis server's nice value, read once it runs (`gateway.ops.embedded.PRIORITY`)."""
         track = tmp / "track.json"
         track.write_bytes(payloads.track_body())
         batch = tmp / "batch.json"

@@ -8,17 +8,18 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import pixel, redis_client, redis_url, routes
-from gateway.committer import Committer
-from gateway.ingest import Ingest
-from gateway.keys import COMMITTER, INGEST, LIMITER, METRICS, REDIS, SETTINGS
-from gateway.metrics import Metrics
-from gateway.ratelimit import RateLimiter
-from gateway.replay import Replayer
+from gateway.http import pixel, routes
+from gateway.http.app_keys import COMMITTER, INGEST, LIMITER, METRICS, REDIS, SETTINGS
+from gateway.ingest.pipeline import Ingest
+from gateway.ingest.sources import Sources
+from gateway.ops.metrics import Metrics
 from gateway.settings import Settings
-from gateway.sources import Sources
-from gateway.spool import Spool
-from gateway.writers import open_writer
+from gateway.store import redis_client, redis_url
+from gateway.store.committer import Committer
+from gateway.store.ratelimit import RateLimiter
+from gateway.store.replay import Replayer
+from gateway.store.spool import Spool
+from gateway.store.writers import open_writer
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ RUNNER_OPTIONS: dict[str, Any] = {
     "max_line_size": pixel.MAX_REQUEST_LINE,
 }
 """Options every runner of the app must use: the gateway inflates bodies itself, within
-its limits (see `gateway.body`), logs no line per request, and reads pixel URLs up to the
+its limits (see `gateway.http.body`), logs no line per request, and reads pixel URLs up to the
 message size limit."""
 
 
@@ -50,7 +51,7 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
 
 
 async def _metrics(app: web.Application) -> AsyncIterator[None]:
-    """Push the counted metrics while the app runs (see `gateway.metrics`)."""
+    """Push the counted metrics while the app runs (see `gateway.ops.metrics`)."""
     async with app[METRICS].pushing():
         yield
 
@@ -106,7 +107,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _limiter(app: web.Application) -> AsyncIterator[None]:
-    """The rate limiter, on its own connection (see `gateway.ratelimit`)."""
+    """The rate limiter, on its own connection (see `gateway.store.ratelimit`)."""
     settings = app[SETTINGS]
     assert settings.redis_url is not None
     app[LIMITER] = RateLimiter(settings.redis_url, settings.redis_timeout, settings.workers)

@@ -7,11 +7,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway import __version__, logs, pixel_url
-from gateway.embedded import EmbeddedError
-from gateway.logs import LOG_FORMATS
+from gateway import __version__
+from gateway.http import pixel_url
+from gateway.ingest.sources import SourcesError
+from gateway.ops import logs
+from gateway.ops.embedded import EmbeddedError
+from gateway.ops.logs import LOG_FORMATS
 from gateway.settings import FSYNC_POLICIES, Settings, SettingsError, parse_size
-from gateway.sources import SourcesError
 from gateway.worker.cli import add_commands as _add_worker
 
 Command = Callable[[argparse.Namespace], int]

@@ -12,7 +12,7 @@ DEAD_LETTER_PREFIX = "gateway:dead"
 
 DEDUPE_PREFIX = "gateway:dedupe"
 """Recently seen messageIds: sets `gateway:dedupe:{n}:<bucket>` of `<source>:<messageId>`,
-in the stream's slot (`gateway.dedupe`)."""
+in the stream's slot (`gateway.store.dedupe`)."""
 
 REJECTED_STREAM = "gateway:rejected"
 """Events a dialect answered 200 but could not accept, with the reason (bounded, for debugging)."""
@@ -26,6 +26,11 @@ DEFAULT_SOURCE = "default"
 def events_key(partition: int) -> str:
     """The stream key of one partition."""
     return f"{EVENTS_PREFIX}:{{{partition}}}"
+
+
+def dead_letter_key(group: str) -> str:
+    """The dead-letter stream of `group`."""
+    return f"{DEAD_LETTER_PREFIX}:{{{group}}}"
 
 
 def all_events_keys(partitions: int) -> list[str]:

@@ -58,7 +58,7 @@ def too_large(message: str, details: str = "") -> ApiError:
 
 INVALID_WRITE_KEY = "Invalid or missing writekey"
 MALFORMED_HTTP = "Malformed HTTP request"
-"""The message of a request aiohttp could not parse (`gateway.framing`)."""
+"""The message of a request aiohttp could not parse (`gateway.http.framing`)."""
 
 
 def invalid_write_key() -> ApiError:

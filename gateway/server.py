@@ -15,12 +15,13 @@ from types import FrameType
 
 from aiohttp import web
 
-from gateway import framing, logs, multiprocess
 from gateway.app import RUNNER_OPTIONS, create_app
-from gateway.embedded import die_with_parent, embedded_redis
-from gateway.keys import METRICS
+from gateway.http import framing
+from gateway.http.app_keys import METRICS
+from gateway.ingest.sources import Sources
+from gateway.ops import logs, multiprocess
+from gateway.ops.embedded import die_with_parent, embedded_redis
 from gateway.settings import Settings
-from gateway.sources import Sources
 
 log = logging.getLogger("gateway")
 
@@ -119,7 +120,7 @@ def _child(settings: Settings) -> None:
 def _supervise(settings: Settings) -> None:
     """N processes share the port (SO_REUSEPORT); a dead one is replaced, a signal stops all.
 
-    Their metrics add up through one multiprocess directory (see `gateway.multiprocess`).
+    Their metrics add up through one multiprocess directory (see `gateway.ops.multiprocess`).
     """
     with multiprocess.metrics_dir() as directory:
         _run_children(settings, directory)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.logs import LOG_FORMATS
+from gateway.ops.logs import LOG_FORMATS
 
 FSYNC_POLICIES = ("always", "everysec", "no")
 
@@ -103,7 +103,7 @@ class Settings:
     max_depth: int = 64
     log_level: str = "info"
     log_format: str = "auto"
-    """`json`, `text`, or `auto`: text on a terminal, JSON otherwise (see `gateway.logs`)."""
+    """`json`, `text`, or `auto`: text on a terminal, JSON otherwise (see `gateway.ops.logs`)."""
     spool_max_bytes: int = 1024**3
     """Disk the spool may use under `<data_dir>/spool/` (per process) before answering 503."""
     spool_segment_bytes: int = 16 * 1024**2

@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 
 from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.constants import events_key
-from gateway.embedded import RedisProcess
+from gateway.ingest.sources import Sources
+from gateway.ops.embedded import RedisProcess
 from gateway.settings import Settings
-from gateway.sources import Sources
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 

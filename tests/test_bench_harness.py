@@ -14,8 +14,8 @@ from bench.loadgen import parse_redis_benchmark, parse_wrk
 from bench.ref_minimal import create_minimal_app
 from bench.report import END, START, Row, write_between_markers
 from bench.run import judge
-from gateway.embedded import RedisProcess
-from gateway.sources import Sources
+from gateway.ingest.sources import Sources
+from gateway.ops.embedded import RedisProcess
 from tests.conftest import MakeClient, stream_messages
 
 BROWSER_HEADERS = {

@@ -26,9 +26,9 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.constants import REJECTED_STREAM, events_key
-from gateway.dialects import rejected
-from gateway.embedded import RedisProcess
-from gateway.sources import CommandersAct, Source, Sources, SourcesError
+from gateway.ingest.sources import CommandersAct, Source, Sources, SourcesError
+from gateway.ops.embedded import RedisProcess
+from gateway.store import rejected
 from tests.conftest import MakeClient, stream_messages
 
 TOKEN = "7183b9d4-1031-11ee-be56-0242ac120002"
@@ -591,15 +591,15 @@ async def test_rejected_stream_is_bounded(
 async def test_rejections_are_logged_without_the_token(
     sourced: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="gateway.dialects.rejected")
+    caplog.set_level(logging.WARNING, logger="gateway.store.rejected")
     await sourced.post("/events", params={"tc_s": "30", "token": TOKEN}, json=EVENT)
-    [line] = [r.getMessage() for r in caplog.records if r.name == "gateway.dialects.rejected"]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "gateway.store.rejected"]
     assert "/events source web tc_s 30: tc_s '30' is not the site of the token" in line
     assert TOKEN not in line
 
 
 def test_rejection_log_is_throttled(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="gateway.dialects.rejected")
+    caplog.set_level(logging.WARNING, logger="gateway.store.rejected")
     quiet = rejected.Reporter(interval=3600)
     for n in range(3):
         quiet.note(2, f"reason {n}")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from gateway.committer import Committer
 from gateway.constants import events_key
-from gateway.dedupe import Writer
-from gateway.embedded import RedisProcess
-from gateway.ingest import Entry
-from gateway.spool import Spool
+from gateway.ops.embedded import RedisProcess
+from gateway.store.committer import Committer
+from gateway.store.dedupe import Writer
+from gateway.store.entry import Entry
+from gateway.store.spool import Spool
 
 
 class Recording:

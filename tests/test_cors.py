@@ -8,9 +8,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway.embedded import free_port
-from gateway.routes import table
-from gateway.sources import Source, Sources
+from gateway.http.routes import table
+from gateway.ingest.sources import Source, Sources
+from gateway.ops.embedded import free_port
 from tests.conftest import MakeClient, stream_messages
 
 ORIGIN = "https://shop.example"

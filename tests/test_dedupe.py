@@ -10,9 +10,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from gateway.constants import dedupe_prefix, events_key
-from gateway.dedupe import Writer, bucket_seconds
-from gateway.embedded import RedisProcess
-from gateway.ingest import Entry
+from gateway.ops.embedded import RedisProcess
+from gateway.store.dedupe import Writer, bucket_seconds
+from gateway.store.entry import Entry
 
 STREAM = events_key(3)
 

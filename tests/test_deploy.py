@@ -27,7 +27,7 @@ import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
-from gateway.embedded import free_port, server_binary
+from gateway.ops.embedded import free_port, server_binary
 from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

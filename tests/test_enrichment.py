@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway import timestamps
+from gateway.ops import timestamps
 from tests.conftest import MakeClient, stream_messages
 
 TRACK = {"userId": "u1", "event": "E"}

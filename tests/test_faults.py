@@ -27,9 +27,9 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.constants import events_key
-from gateway.embedded import RedisProcess, free_port
-from gateway.ingest import Entry
-from gateway.spool import frame
+from gateway.ops.embedded import RedisProcess, free_port
+from gateway.store.entry import Entry
+from gateway.store.spool import frame
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.constants import events_key
-from gateway.dialects.intilery_config import Intilery
-from gateway.sources import CommandersAct, Source, Sources, SourcesError
+from gateway.ingest.intilery_source import Intilery
+from gateway.ingest.sources import CommandersAct, Source, Sources, SourcesError
 from tests.conftest import MakeClient, stream_messages
 
 BASE = "/track/acme/shop/SHOP/v1"

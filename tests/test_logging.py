@@ -16,10 +16,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway import logs
 from gateway.constants import events_key
-from gateway.embedded import RedisProcess, free_port
-from gateway.sources import Source, Sources
+from gateway.ingest.sources import Source, Sources
+from gateway.ops import logs
+from gateway.ops.embedded import RedisProcess, free_port
 from tests.conftest import MakeClient
 
 KEY = "wk_live_Zq8sLEAKCHECK"
@@ -154,7 +154,7 @@ async def test_no_key_and_no_body_in_the_logs(
     assert KEY not in text
     assert MARKER not in text
     found = lines(captured)
-    [unavailable] = [line for line in found if line["logger"] == "gateway.middleware"]
+    [unavailable] = [line for line in found if line["logger"] == "gateway.http.answering"]
     assert "503" in unavailable["message"]
     assert unavailable["request_id"] == refused.headers["X-Request-Id"]
     assert unavailable["level"] == "warning"

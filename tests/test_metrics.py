@@ -21,11 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from gateway.constants import events_key
-from gateway.embedded import RedisProcess, free_port
 from gateway.errors import ApiError
-from gateway.keys import COMMITTER
-from gateway.metrics import reason_of
-from gateway.sources import Source, Sources
+from gateway.http.app_keys import COMMITTER
+from gateway.ingest.sources import Source, Sources
+from gateway.ops.embedded import RedisProcess, free_port
+from gateway.ops.metrics import reason_of
 from gateway.worker import metrics as worker_metrics
 from gateway.worker.consumer import Consumer
 from gateway.worker.dispatch import Dispatcher

@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway import observe
-from gateway.metrics import Tally
-from gateway.middleware import answering
+from gateway.http import observe
+from gateway.http.answering import answering
+from gateway.ops.metrics import Tally
 
 
 async def test_an_unexpected_error_is_a_json_500_with_the_request_id(

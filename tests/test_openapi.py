@@ -9,7 +9,7 @@ import msgspec
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 
-from gateway import openapi, routes
+from gateway.http import openapi, routes
 
 HTTP_METHODS = {"get", "head", "post", "put", "patch", "delete", "options", "trace"}
 
@@ -34,9 +34,9 @@ def documented() -> set[tuple[str, str]]:
 
 
 def test_every_route_is_documented() -> None:
-    # Whoever adds a route to routes.table() must document it in gateway/openapi.py.
+    # Whoever adds a route to routes.table() must document it in gateway/http/openapi.py.
     missing = sorted(routed() - documented())
-    assert not missing, f"routes missing from gateway/openapi.py: {missing}"
+    assert not missing, f"routes missing from gateway/http/openapi.py: {missing}"
 
 
 def test_every_documented_route_exists() -> None:

@@ -11,10 +11,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway.embedded import free_port
-from gateway.keys import COMMITTER
-from gateway.pixel import GIF, decode_base64, nest
-from gateway.sources import Source, Sources
+from gateway.http.app_keys import COMMITTER
+from gateway.http.pixel import GIF, decode_base64, nest
+from gateway.ingest.sources import Source, Sources
+from gateway.ops.embedded import free_port
 from tests.conftest import MakeClient, stream_messages
 
 KEY = "wk_mail_1"
@@ -146,10 +146,10 @@ async def test_refused_pixels_still_answer_the_gif(
 ) -> None:
     client = await make_client(SOURCES)
     reason = reason or "400 Invalid or missing writekey"
-    with caplog.at_level(logging.WARNING, logger="gateway.pixel"):
+    with caplog.at_level(logging.WARNING, logger="gateway.http.pixel"):
         assert await get_gif(client, "/v1/pixel/track", **params) == reason
     assert await stream_messages(redis) == []
-    [record] = [r for r in caplog.records if r.name == "gateway.pixel"]
+    [record] = [r for r in caplog.records if r.name == "gateway.http.pixel"]
     assert reason in record.getMessage()
     assert "(1 pixels refused so far)" in record.getMessage()
     assert "wrong" not in record.getMessage()  # never the writeKey
@@ -165,7 +165,7 @@ async def test_missing_write_key_in_sources_mode(make_client: MakeClient, redis:
 async def test_refusals_are_counted(
     client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="gateway.pixel"):
+    with caplog.at_level(logging.WARNING, logger="gateway.http.pixel"):
         for _ in range(3):
             await get_gif(client, "/v1/pixel/page", data="%%%")
     assert "(3 pixels refused so far)" in caplog.records[-1].getMessage()
@@ -197,7 +197,7 @@ async def test_nothing_durable_still_answers_the_gif(
     client = await make_client(
         redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout=0.3, spool_max_bytes=1
     )
-    with caplog.at_level(logging.WARNING, logger="gateway.pixel"):
+    with caplog.at_level(logging.WARNING, logger="gateway.http.pixel"):
         reason = await get_gif(client, "/v1/pixel/track", data=b64(OPENED))
     assert reason is not None
     assert reason.startswith("503 Cannot store messages right now")

@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 from yarl import URL
 
 from gateway.cli import main
-from gateway.pixel import GIF
-from gateway.sources import Source, Sources
+from gateway.http.pixel import GIF
+from gateway.ingest.sources import Source, Sources
 from tests.conftest import MakeClient, stream_messages
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,10 +21,10 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.constants import RATELIMIT_PREFIX, events_key
-from gateway.dialects.intilery_config import Intilery
-from gateway.embedded import RedisProcess, free_port
-from gateway.ratelimit import Limit, RateLimiter
-from gateway.sources import Source, Sources
+from gateway.ingest.intilery_source import Intilery
+from gateway.ingest.sources import Source, Sources
+from gateway.ops.embedded import RedisProcess, free_port
+from gateway.store.ratelimit import Limit, RateLimiter
 from tests.conftest import MakeClient
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway.embedded import RedisProcess
+from gateway.ops.embedded import RedisProcess
 from tests.conftest import MakeClient
 
 TRACK = {"userId": "u1", "event": "E"}

@@ -9,8 +9,8 @@ import hiredis
 import pytest
 from redis.asyncio import Redis
 
-from gateway.embedded import RedisProcess
-from gateway.resp import RespConnection, RespError, command
+from gateway.ops.embedded import RedisProcess
+from gateway.store.resp import RespConnection, RespError, command
 
 
 async def test_pipelines_in_flight_get_their_own_replies(

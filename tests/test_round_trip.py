@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.constants import events_key
-from gateway.keys import COMMITTER
+from gateway.http.app_keys import COMMITTER
 from tests.conftest import MakeClient, stream_messages
 
 # analytics.js's shape, with every kind of JSON value and fields the gateway does not know.

@@ -20,8 +20,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from gateway import openapi
-from gateway.embedded import free_port
+from gateway.http import openapi
+from gateway.ops.embedded import free_port
 from tests.test_serve import start, stop, wait_for
 
 MAX_EXAMPLES = 12

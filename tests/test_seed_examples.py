@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway.sources import Source, Sources
+from gateway.ingest.sources import Source, Sources
 from tests.conftest import MakeClient, stream_messages
 
 EXAMPLES: list[tuple[str, dict[str, Any]]] = [

@@ -16,7 +16,7 @@ import pytest
 import redis as redis_sync
 import requests
 
-from gateway.embedded import PRIORITY, URL_FILE, RedisProcess, free_port
+from gateway.ops.embedded import PRIORITY, URL_FILE, RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACK = {"userId": "u1", "event": "Started"}

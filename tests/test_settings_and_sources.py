@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.ingest.sources import Sources, SourcesError
 from gateway.settings import Settings, SettingsError
-from gateway.sources import Sources, SourcesError
 
 
 def test_environment_and_overrides() -> None:

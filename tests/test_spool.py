@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ingest import Entry
-from gateway.spool import HEADER, Spool, SpoolFull, frame, read_chunk
+from gateway.store.entry import Entry
+from gateway.store.spool import HEADER, Spool, SpoolFull, frame, read_chunk
 
 
 def entries(n: int, start: int = 0) -> list[Entry]:

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from gateway.constants import events_key
+from gateway.constants import dead_letter_key, events_key
 from gateway.worker import redrive
 from gateway.worker.consumer import Consumer
-from gateway.worker.deadletters import DeadLetter, dead_letter_key
+from gateway.worker.deadletters import DeadLetter
 from gateway.worker.destinations import Result
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.message import Message

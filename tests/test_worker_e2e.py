@@ -13,9 +13,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from gateway.constants import events_key
-from gateway.embedded import RedisProcess, free_port
-from gateway.worker.deadletters import dead_letter_key
+from gateway.constants import dead_letter_key, events_key
+from gateway.ops.embedded import RedisProcess, free_port
 from tests.conftest import MakeClient, stream_messages
 from tests.worker_helpers import Collector, finish, gateway, kill, start, wait_for_line
 

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway.sources import Source, Sources
+from gateway.ingest.sources import Source, Sources
 from tests.conftest import MakeClient, stream_messages
 
 SOURCES = Sources(

@@ -1,1 +1,2 @@
-"""Other vendors' tracking APIs, each an adapter in front of the same ingest path."""
+"""Other vendors' message formats mapped to Segment messages (no HTTP, no Redis):
+Commanders Act's events and Intilery's bodies. Their routes live in `gateway.http`."""

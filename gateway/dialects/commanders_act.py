@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway import timestamps
+from gateway.ops import timestamps
 
 V1 = "commanders-act-v1"
 V2 = "commanders-act-v2"

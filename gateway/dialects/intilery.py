@@ -1,166 +1,95 @@
-"""Intilery's HTTP tracking API: `POST /track/{clientId}/{accountId}/{brandId}/v1/{action}`.
+"""Intilery messages as Segment messages: which type each is, and what the gateway adds.
 
-A request is checked in this order: the `auth-token` header (403), the token's rights on
-the account and brand (403), the token's rate limit (429), the body's size (413), then
-each message goes through the same validate -> enrich -> commit path as `/v1/*` (400,
-503). Answers are in Intilery's shape, `{"success": ..., "eventId" | "message": ...}`,
-rendered here so that the Segment routes keep theirs. See docs/intilery.md.
+Intilery's bodies are Segment's minus `type`: the action in the path says it, and `event`
+repeats it (`"identify"`, `"page"`) or, for a track, is the event's name. In a batch each
+item's `event` names its method, anything else being a track of that name. The mapping
+changes only that: `event` is removed where it merely names the method, and
+`context.intilery` records the path's client, account and brand. Everything else goes to
+the shared validate -> enrich path unchanged. Nothing here speaks HTTP or Redis.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
-import msgspec
-from aiohttp import web
+from gateway.errors import bad_request
 
-from gateway import handlers
-from gateway.body import read_body
-from gateway.dialects import intilery_mapping as mapping
-from gateway.dialects.intilery_config import DEFAULT_BURST, DEFAULT_RATE
-from gateway.enrich import Arrival, merge_batch_defaults
-from gateway.errors import JSON, ApiError, bad_request, too_large
-from gateway.handlers import Handler
-from gateway.ingest import Entry, Ingest
-from gateway.keys import INGEST, LIMITER, METRICS
-from gateway.ratelimit import Limit
-from gateway.sources import OPEN_SOURCE, Source, Sources
-from gateway.validate import decode_batch, decode_object, parse_datetime
+SINGLE_ACTIONS = ("identify", "track", "page", "screen")
+"""The actions of the one-message routes: the path sets the message's type."""
+BATCH_METHODS = ("identify", "page", "screen", "group")
+"""Values of a batch item's `event` that name its method; any other value is a track."""
 
-ACTIONS = (*mapping.SINGLE_ACTIONS, "batch")
-PATH = "/track/{clientId}/{accountId}/{brandId}/v1/"
-TOKEN_HEADER = "auth-token"
-MAX_REQUEST_BYTES = 1024 * 1024
-"""Intilery's limit on any request ("1mb"); each message also has the gateway's own."""
-
-NO_TOKEN = "No Token Supplied"
-NOT_AUTHORISED = "Token Not Authorised"
-RATE_LIMITED = "Rate limit exceeded"
-DEFAULT_LIMIT = Limit(DEFAULT_RATE, DEFAULT_BURST)
-
-_encode = msgspec.json.Encoder().encode
+_LOOSE_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?=[T ])")
 
 
-def routes() -> dict[str, dict[str, Handler]]:
-    """Path template -> method -> handler of the Intilery routes."""
-    return {PATH + "{action}": {"POST": handle}}
+class Account(NamedTuple):
+    """The path's account: recorded as `context.intilery` on every message."""
+
+    client: str
+    account: str
+    brand: str
+
+    def as_context(self) -> dict[str, str]:
+        """The `context.intilery` object."""
+        return {"clientId": self.client, "accountId": self.account, "brandId": self.brand}
 
 
-async def handle(request: web.Request) -> web.StreamResponse:
-    """Any Intilery route; every refusal in Intilery's answer shape."""
-    try:
-        return await _handle(request)
-    except ApiError as exc:
-        request.app[METRICS].tally.refused(exc)  # answered here, not by gateway.observe
-        return error_response(exc)
+def single(message: dict[str, Any], action: str, account: Account) -> str:
+    """Map the body of the `action` route in place; its Segment type.
 
-
-async def _handle(request: web.Request) -> web.StreamResponse:
-    # Split as the tolerant routing matched it: doubled and trailing slashes count for none.
-    parts = [part for part in request.path.split("/") if part]
-    if len(parts) != 6:
-        raise ApiError(404, "No such route", request.path)
-    _, client, account_id, brand, _, action = parts
-    if action not in ACTIONS:
-        raise ApiError(404, f"Unknown action {action!r}", f"one of {', '.join(ACTIONS)}")
-    ingest = request.app[INGEST]
-    token = request.headers.get(TOKEN_HEADER, "").strip()
-    if not token:
-        raise ApiError(403, NO_TOKEN)
-    source, limit = authorise(ingest.sources, client, account_id, brand, token)
-    decision = await request.app[LIMITER].check(f"intilery:{token}", limit)
-    if not decision.allowed:
-        raise ApiError(429, RATE_LIMITED, headers={"Retry-After": str(decision.retry_after)})
-    account = mapping.Account(client.lower(), account_id.lower(), brand)
-    arrival = handlers.arrival_of(request)
-    settings = ingest.settings
-    if action == "batch":
-        body = await read_body(request, MAX_REQUEST_BYTES, "The request")
-        entries = _batch(ingest, body, arrival, source, account)
-    else:
-        limit_bytes = min(settings.max_message_bytes, MAX_REQUEST_BYTES)
-        body = await read_body(request, limit_bytes, "The message")
-        message = decode_object(body, "$")
-        ingest.check_depth(body, message, "$")
-        kind = mapping.single(message, action, account)
-        entries = [ingest.message(message, kind, arrival, source, "$")]
-    await handlers.commit(request, entries)
-    answer: dict[str, Any] = {"success": True, "eventId": entries[0].message_id}
-    if action == "batch":
-        answer["eventIds"] = [entry.message_id for entry in entries]
-    return web.Response(body=_encode(answer), content_type=JSON)
-
-
-def authorise(
-    sources: Sources, client: str, account: str, brand: str, token: str
-) -> tuple[Source, Limit]:
-    """The source the request is for and its token's limit; 403 unless `token` has rights.
-
-    In open mode (no sources file) every account takes any token, at the default limit.
+    On identify, page and screen `event` may be left out, but if sent it must be the
+    action: a body sent to the wrong route is refused rather than stored as the wrong type.
     """
-    if sources.open:
-        return OPEN_SOURCE, DEFAULT_LIMIT
-    source = sources.intilery(client, account)
-    if source is None or source.intilery is None or not source.intilery.allows(token, brand):
-        raise ApiError(403, NOT_AUTHORISED)
-    return source, Limit(source.intilery.rate, source.intilery.burst)
+    if action != "track":
+        event = message.get("event")
+        if event is not None and event != action:
+            raise bad_request(
+                "Invalid message",
+                f'event must be "{action}" on /v1/{action}; got {event!r} - at `$.event`',
+            )
+        message.pop("event", None)
+    _finish(message, account)
+    return action
 
 
-def _batch(
-    ingest: Ingest, body: bytes, arrival: Arrival, source: Source, account: mapping.Account
-) -> list[Entry]:
-    """Every item's entry; a batch with a bad item is refused whole (nothing is stored),
-    naming each bad item, since Intilery's answer has no room for a partial success."""
-    envelope = decode_batch(body)
-    settings = ingest.settings
-    if not envelope.batch:
-        raise bad_request("batch must not be empty")
-    if len(envelope.batch) > settings.max_batch_items:
-        raise too_large(
-            f"The batch has {len(envelope.batch)} items, more than {settings.max_batch_items}"
+def batch_item(message: dict[str, Any], account: Account, path: str) -> str:
+    """Map one batch item in place (after the batch's `context` is merged); its type."""
+    event = message.get("event")
+    if not isinstance(event, str) or not event:
+        raise bad_request(
+            "Invalid message",
+            f"event must name the method ({', '.join(BATCH_METHODS)}) or the tracked "
+            f"event; got {'nothing' if event is None else repr(event)} - at `{path}.event`",
         )
-    if envelope.sentAt is not None:
-        parse_datetime(envelope.sentAt, "$.sentAt")
-    entries: list[Entry] = []
-    errors: list[tuple[int, ApiError]] = []
-    for index, raw in enumerate(envelope.batch):
-        path = f"$.batch[{index}]"
-        try:
-            if len(raw) > settings.max_message_bytes:
-                raise too_large(
-                    f"Message is larger than {settings.max_message_bytes} bytes",
-                    f"{path} is {len(raw)} bytes",
-                )
-            item = decode_object(raw, path)
-            ingest.check_depth(bytes(raw), item, path)  # per item, as /v1/batch does
-            merge_batch_defaults(item, envelope.context, envelope.integrations, envelope.sentAt)
-            kind = mapping.batch_item(item, account, path)
-            entries.append(ingest.message(item, kind, arrival, source, path))
-        except ApiError as exc:
-            errors.append((index, exc))
-    if errors:
-        raise BatchRefused(errors)
-    return entries
+    kind = "track"
+    if event in BATCH_METHODS:
+        kind = event
+        del message["event"]
+    _finish(message, account)
+    return kind
 
 
-class BatchRefused(ApiError):
-    """A batch with bad items: the first one's answer, and every bad item listed."""
-
-    def __init__(self, errors: list[tuple[int, ApiError]]) -> None:
-        _, first = errors[0]
-        super().__init__(first.status, first.message, first.details)
-        self.items = errors
-
-
-def error_response(exc: ApiError) -> web.Response:
-    """`{"success": false, "message": ...}` (and a refused batch's `errors`)."""
-    body: dict[str, Any] = {"success": False, "message": _text(exc)}
-    if isinstance(exc, BatchRefused):
-        body["errors"] = [{"index": index, "message": _text(error)} for index, error in exc.items]
-    return web.Response(
-        status=exc.status, body=_encode(body), content_type=JSON, headers=exc.headers
-    )
+def _finish(message: dict[str, Any], account: Account) -> None:
+    timestamp = message.get("timestamp")
+    if isinstance(timestamp, str):
+        message["timestamp"] = pad_date(timestamp)
+    context = message.get("context")
+    if context is None:
+        message["context"] = {"intilery": account.as_context()}
+    elif isinstance(context, dict):
+        context["intilery"] = account.as_context()
+    # else: not an object; validation refuses it with its path.
 
 
-def _text(exc: ApiError) -> str:
-    return f"{exc.message}: {exc.details}" if exc.details else exc.message
+def pad_date(timestamp: str) -> str:
+    """`2015-2-02T00:30:08.276Z` -> `2015-02-02T00:30:08.276Z`.
+
+    Intilery's own batch example has single-digit months, which ISO-8601 does not allow;
+    padding them keeps such messages (and the batch around them) from being refused.
+    """
+    match = _LOOSE_DATE.match(timestamp)
+    if match is None:
+        return timestamp
+    year, month, day = match.groups()
+    return f"{year}-{int(month):02d}-{int(day):02d}{timestamp[match.end() :]}"

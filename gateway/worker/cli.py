@@ -18,9 +18,9 @@ from typing import Any
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from gateway import logs
 from gateway.constants import all_events_keys
-from gateway.logs import LOG_FORMATS
+from gateway.ops import logs
+from gateway.ops.logs import LOG_FORMATS
 from gateway.settings import Settings
 from gateway.worker import config, run
 from gateway.worker.connection import NoRedisError, resolve_url

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from redis.asyncio import Redis, RedisCluster
 
-from gateway import redis_url
-from gateway.embedded import URL_FILE
-from gateway.redis_client import AnyRedis
+from gateway.ops.embedded import URL_FILE
+from gateway.store import redis_url
+from gateway.store.redis_client import AnyRedis
 
 log = logging.getLogger("gateway.worker")
 

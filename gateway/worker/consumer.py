@@ -23,8 +23,8 @@ import msgspec
 from redis.asyncio import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
-from gateway import tasks
-from gateway.redis_client import AnyRedis
+from gateway.ops import tasks
+from gateway.store.redis_client import AnyRedis
 from gateway.worker import deadletters
 from gateway.worker.cluster_reads import PartitionReads
 from gateway.worker.deadletters import DeadLetter

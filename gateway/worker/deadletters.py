@@ -14,14 +14,9 @@ from typing import Any
 
 import msgspec
 
-from gateway.constants import DEAD_LETTER_PREFIX
-from gateway.redis_client import AnyRedis
-from gateway.timestamps import iso, now
-
-
-def dead_letter_key(group: str) -> str:
-    """The dead-letter stream of `group`."""
-    return f"{DEAD_LETTER_PREFIX}:{{{group}}}"
+from gateway.constants import dead_letter_key
+from gateway.ops.timestamps import iso, now
+from gateway.store.redis_client import AnyRedis
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from aiohttp import web
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.redis_client import AnyRedis
-from gateway.scrape import REDIS_TIMEOUT, Families, redis_families, render
+from gateway.http.scrape import REDIS_TIMEOUT, Families, redis_families, render
+from gateway.store.redis_client import AnyRedis
 from gateway.worker.options import Stats
 
 COUNTERS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from gateway.constants import EVENTS_PREFIX, events_key
-from gateway.redis_client import AnyRedis
+from gateway.store.redis_client import AnyRedis
 
 _PARTITION = re.compile(rf"{re.escape(EVENTS_PREFIX)}:\{{(\d+)\}}")
 

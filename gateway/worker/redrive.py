@@ -14,9 +14,10 @@ from typing import Any
 
 import msgspec
 
-from gateway.redis_client import AnyRedis
+from gateway.constants import dead_letter_key
+from gateway.store.redis_client import AnyRedis
 from gateway.worker import deadletters
-from gateway.worker.deadletters import DeadLetter, dead_letter_key
+from gateway.worker.deadletters import DeadLetter
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.message import Message
 

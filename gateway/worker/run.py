@@ -14,7 +14,7 @@ from typing import TypeVar
 import msgspec
 from redis.exceptions import RedisClusterException, RedisError
 
-from gateway.redis_client import AnyRedis
+from gateway.store.redis_client import AnyRedis
 from gateway.worker import deadletters, metrics, redrive, status
 from gateway.worker.connection import connect
 from gateway.worker.consumer import Consumer

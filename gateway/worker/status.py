@@ -8,7 +8,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from gateway.constants import DEAD_LETTER_PREFIX
-from gateway.redis_client import AnyRedis
+from gateway.store.redis_client import AnyRedis
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

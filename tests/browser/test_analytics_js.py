@@ -21,10 +21,10 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from gateway.app import RUNNER_OPTIONS, create_app
-from gateway.embedded import RedisProcess
-from gateway.pixel import encode_data
+from gateway.http.pixel import encode_data
+from gateway.ingest.sources import Source, Sources
+from gateway.ops.embedded import RedisProcess
 from gateway.settings import Settings
-from gateway.sources import Source, Sources
 from tests.browser.chromium import INSTALL_HINT, Chromium, Page, find_binary, launch
 from tests.conftest import stream_messages
 

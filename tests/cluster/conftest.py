@@ -17,7 +17,7 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import RedisCluster
 
-from gateway.embedded import RedisProcess, free_port
+from gateway.ops.embedded import RedisProcess, free_port
 from tests.conftest import MakeClient, gateway_clients
 
 SLOTS = 16384

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
-from gateway import redis_url
-from gateway.cluster import ClusterWriter
 from gateway.constants import events_key
-from gateway.dedupe import Writer
-from gateway.embedded import RedisProcess, free_port
-from gateway.ingest import Entry
-from gateway.keys import COMMITTER
-from gateway.writers import DetectingWriter, open_writer
+from gateway.http.app_keys import COMMITTER
+from gateway.ops.embedded import RedisProcess, free_port
+from gateway.store import redis_url
+from gateway.store.cluster_writer import ClusterWriter
+from gateway.store.dedupe import Writer
+from gateway.store.entry import Entry
+from gateway.store.writers import DetectingWriter, open_writer
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_gateway_on_cluster import track
 from tests.conftest import MakeClient

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import RedisCluster
 
 from gateway.constants import events_key
-from gateway.keys import COMMITTER
+from gateway.http.app_keys import COMMITTER
 from tests.cluster.conftest import Cluster
 from tests.conftest import MakeClient
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from redis.asyncio import RedisCluster
 
 from gateway.constants import RATELIMIT_PREFIX, events_key
-from gateway.ratelimit import Limit, RateLimiter
-from gateway.sources import Sources
+from gateway.ingest.sources import Sources
+from gateway.store.ratelimit import Limit, RateLimiter
 from tests.cluster.conftest import Cluster
 from tests.conftest import MakeClient
 

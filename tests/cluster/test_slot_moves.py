@@ -10,9 +10,9 @@ import pytest
 from redis.asyncio import RedisCluster
 from redis.crc import key_slot
 
-from gateway.cluster import ClusterWriter
 from gateway.constants import events_key
-from gateway.keys import COMMITTER
+from gateway.http.app_keys import COMMITTER
+from gateway.store.cluster_writer import ClusterWriter
 from gateway.worker.consumer import Consumer
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.options import ConsumerOptions

@@ -24,7 +24,7 @@ import aiohttp
 import msgspec
 
 from gateway import __version__
-from gateway.timestamps import iso, now
+from gateway.ops.timestamps import iso, now
 from gateway.worker.destinations.base import Destination, Failure, Result
 from gateway.worker.message import Message
 

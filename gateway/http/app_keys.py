@@ -1,0 +1,19 @@
+"""Typed keys of the objects an application shares with its handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.ingest.pipeline import Ingest
+from gateway.ops.metrics import Metrics
+from gateway.settings import Settings
+from gateway.store.committer import Committer
+from gateway.store.ratelimit import RateLimiter
+from gateway.store.redis_client import AnyRedis
+
+SETTINGS = web.AppKey("settings", Settings)
+INGEST = web.AppKey("ingest", Ingest)
+REDIS: web.AppKey[AnyRedis] = web.AppKey("redis")
+COMMITTER = web.AppKey("committer", Committer)
+METRICS = web.AppKey("metrics", Metrics)
+LIMITER = web.AppKey("limiter", RateLimiter)

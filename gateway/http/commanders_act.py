@@ -1,0 +1,271 @@
+"""Commanders Act's HTTP tracking API: `POST /events` and `POST /events/batch`.
+
+`?tc_s={siteId}&token={sourceKey}` (v2), or `?tc_s={siteId}` with `Authorization: Bearer
+{sourceKey}` (v1). Each event is mapped to a `track` message (`commanders_act`) and goes
+through the same ingest and commit as `/v1/track`. As Commanders Act's documents say, the
+answer is 200 whatever happens to the events, and 400 only for invalid JSON or a request
+too large; an event that cannot be accepted goes to the rejected-events stream instead
+(`rejected`). A v1 request is answered with a `Deprecation` header.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from gateway.dialects import commanders_act
+from gateway.errors import ApiError, bad_request, success
+from gateway.http import handlers
+from gateway.http.app_keys import INGEST, REDIS
+from gateway.http.body import read_body
+from gateway.http.handlers import Handler
+from gateway.ingest.enrich import Arrival
+from gateway.ingest.pipeline import Ingest
+from gateway.ingest.sources import OPEN_SOURCE, Source, Sources
+from gateway.ingest.validate import check_depth, decode_json, may_nest_past
+from gateway.store import rejected
+from gateway.store.entry import Entry
+
+EVENT_PATH = "/events"
+BATCH_PATH = "/events/batch"
+DEPRECATION = "@1701388800"
+"""RFC 9745's `Deprecation` value for v1: 2023-12-01, when Commanders Act retired it."""
+
+_decode = msgspec.json.Decoder().decode
+Mapper = Callable[[dict[str, Any], str | None], dict[str, Any]]
+
+
+class _Envelope(msgspec.Struct):
+    batch: list[msgspec.Raw]
+
+
+_decode_envelope = msgspec.json.Decoder(_Envelope).decode
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request says it comes from, and whether that is accepted."""
+
+    site_id: str | None
+    source: Source | None
+    """The source its token belongs to (for the rejected stream even when refused)."""
+    refusal: str | None
+    """Why none of its events can be accepted; `None` when they may be."""
+
+
+def routes() -> dict[str, dict[str, Handler]]:
+    """Path -> method -> handler of the Commanders Act routes."""
+    reporter = rejected.Reporter()
+
+    async def handle_event(request: web.Request) -> web.StreamResponse:
+        return await event(request, reporter)
+
+    async def handle_batch(request: web.Request) -> web.StreamResponse:
+        return await batch(request, reporter)
+
+    return {EVENT_PATH: {"POST": handle_event}, BATCH_PATH: {"POST": handle_batch}}
+
+
+async def event(request: web.Request, reporter: rejected.Reporter) -> web.StreamResponse:
+    """`POST /events`: one event, v2 or v1."""
+    ingest = request.app[INGEST]
+    body = await _read(request, ingest.settings.max_message_bytes, "The event")
+    value = _json(body)
+    token, bearer = _token(request)
+    v1 = commanders_act.is_v1(value, bearer)
+    caller = authenticate(ingest.sources, token, request.query.get("tc_s"))
+    dialect, mapper = (
+        (commanders_act.V1, commanders_act.from_v1)
+        if v1
+        else (commanders_act.V2, commanders_act.from_v2)
+    )
+    await _ingest(request, reporter, caller, dialect, mapper, [(None, body, value)])
+    return _answer(v1 or bearer)
+
+
+async def batch(request: web.Request, reporter: rejected.Reporter) -> web.StreamResponse:
+    """`POST /events/batch`: `{"batch": [...]}` of v2 events (v1 had no batch)."""
+    ingest = request.app[INGEST]
+    settings = ingest.settings
+    body = await _read(request, settings.max_batch_bytes, "The batch")
+    token, bearer = _token(request)
+    caller = authenticate(ingest.sources, token, request.query.get("tc_s"))
+    try:
+        items = _decode_envelope(body).batch
+    except msgspec.ValidationError as exc:
+        # msgspec may stop at the first unexpected type: only valid JSON is a rejection.
+        _json(body)
+        await _reject(request, reporter, caller, f"not a batch: {exc}", body)
+        return _answer(bearer)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        _json(body)
+        raise bad_request("Invalid JSON") from None
+    if len(items) > settings.max_batch_items:
+        raise bad_request(
+            "Request too large",
+            f"the batch has {len(items)} events, more than {settings.max_batch_items}",
+        )
+    for index, raw in enumerate(items):
+        if len(raw) > settings.max_message_bytes:
+            raise bad_request(
+                "Request too large",
+                f"event {index} of the batch is {len(raw)} bytes, "
+                f"more than {settings.max_message_bytes}",
+            )
+    events = [(index, bytes(raw), _decode(raw)) for index, raw in enumerate(items)]
+    await _ingest(request, reporter, caller, commanders_act.V2, commanders_act.from_v2, events)
+    return _answer(bearer)
+
+
+def _answer(deprecated: bool) -> web.Response:
+    response = success()
+    if deprecated:
+        response.headers["Deprecation"] = DEPRECATION
+    return response
+
+
+def authenticate(sources: Sources, token: str | None, site_id: str | None) -> Caller:
+    """Check `token` as a source key and `tc_s` against its source's site.
+
+    In open mode (no sources file) every request is accepted as the source `default`:
+    nothing is configured to check against, as for writeKeys.
+    """
+    site_id = site_id or None
+    if sources.open:
+        return Caller(site_id, OPEN_SOURCE, None)
+    if not token:
+        return Caller(site_id, None, "missing token")
+    source = sources.by_commanders_act_key(token)
+    if source is None or source.commanders_act is None:
+        return Caller(site_id, None, "unknown token")
+    if not source.enabled:
+        return Caller(site_id, source, f"source {source.id!r} is disabled")
+    if site_id is None:
+        return Caller(site_id, source, "missing tc_s")
+    if site_id != str(source.commanders_act.site_id):
+        return Caller(site_id, source, f"tc_s {site_id!r} is not the site of the token")
+    return Caller(site_id, source, None)
+
+
+async def _ingest(
+    request: web.Request,
+    reporter: rejected.Reporter,
+    caller: Caller,
+    dialect: str,
+    mapper: Mapper,
+    events: Sequence[tuple[int | None, bytes, object]],
+) -> None:
+    """Map, validate and enrich each event; commit the accepted and the rejected together."""
+    ingest = request.app[INGEST]
+    arrival = handlers.arrival_of(request)
+    entries: list[Entry] = []
+    refused: list[Entry] = []
+    latest = ""
+    for index, raw, value in events:
+        try:
+            entries.append(_accept(ingest, caller, mapper, arrival, index, raw, value))
+        except (commanders_act.MappingError, ApiError) as exc:
+            latest = str(exc) if isinstance(exc, commanders_act.MappingError) else _why(exc)
+            refused.append(_record(request, caller, dialect, latest, raw, index, arrival))
+    await handlers.commit(request, entries + refused)  # nothing to commit returns at once
+    if refused:
+        reporter.note(len(refused), _describe(request, caller, latest))
+        await rejected.trim(request.app[REDIS])
+
+
+def _accept(
+    ingest: Ingest,
+    caller: Caller,
+    mapper: Mapper,
+    arrival: Arrival,
+    index: int | None,
+    raw: bytes,
+    value: object,
+) -> Entry:
+    if caller.refusal is not None or caller.source is None:
+        raise commanders_act.MappingError(caller.refusal or "unknown token")
+    if not isinstance(value, dict):
+        raise commanders_act.MappingError("an event must be a JSON object")
+    message = mapper(value, caller.site_id)
+    path = "$" if index is None else f"$.batch[{index}]"
+    limit = ingest.settings.max_depth
+    # The mapping nests the client's fields at most two levels deeper than it sent them.
+    if may_nest_past(raw, limit - 2):
+        check_depth(message, limit, path)
+    return ingest.message(message, "track", arrival, caller.source, path)
+
+
+async def _reject(
+    request: web.Request, reporter: rejected.Reporter, caller: Caller, reason: str, body: bytes
+) -> None:
+    """Commit the rejection of a whole batch request that holds no event to try."""
+    arrival = handlers.arrival_of(request)
+    record = _record(request, caller, commanders_act.V2, reason, body, None, arrival)
+    await handlers.commit(request, (record,))
+    reporter.note(1, _describe(request, caller, reason))
+    await rejected.trim(request.app[REDIS])
+
+
+def _record(
+    request: web.Request,
+    caller: Caller,
+    dialect: str,
+    reason: str,
+    body: bytes,
+    index: int | None,
+    arrival: Arrival,
+) -> Entry:
+    return rejected.entry(
+        reason,
+        source=caller.source.id if caller.source else None,
+        dialect=dialect,
+        body=body,
+        received_at=arrival.received_iso,
+        route=request.path,
+        site_id=caller.site_id,
+        index=index,
+        max_body=request.app[INGEST].settings.max_message_bytes,
+    )
+
+
+def _describe(request: web.Request, caller: Caller, reason: str) -> str:
+    # The path only: the query string holds the token.
+    source = caller.source.id if caller.source else "unknown"
+    return f"{request.path} source {source} tc_s {caller.site_id}: {reason}"
+
+
+async def _read(request: web.Request, limit: int, what: str) -> bytes:
+    """The body; a too large or unreadable one is Commanders Act's 400, not a 413 or 415."""
+    try:
+        return await read_body(request, limit, what)
+    except ApiError as exc:
+        if exc.status in (413, 415):
+            raise bad_request(
+                "Request too large" if exc.status == 413 else exc.message, exc.details
+            ) from None
+        raise
+
+
+def _json(body: bytes) -> object:
+    """Any JSON value; the 400 for invalid JSON or UTF-8."""
+    return decode_json(body, "the body")
+
+
+def _why(error: ApiError) -> str:
+    return f"{error.message}: {error.details}" if error.details else error.message
+
+
+def _token(request: web.Request) -> tuple[str | None, bool]:
+    """The source key, and whether it came the v1 way: `?token=` (v2) wins over
+    `Authorization: Bearer KEY` (v1)."""
+    query = request.query.get("token")
+    if query:
+        return query, False
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip(), True
+    return None, False

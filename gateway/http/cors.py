@@ -1,0 +1,55 @@
+"""CORS: browsers on any origin may send events, and read every answer, errors included.
+
+analytics.js posts `text/plain` with an `Authorization` header, so each call is preceded
+by a preflight. The preflight is answered on every event route (`with_preflight`);
+`allow` puts the allow headers on every other answer (see `gateway.http.answering`), so a
+browser also sees a 400, 413 or 503 (and its `Retry-After`) instead of an opaque network error.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.http.handlers import Handler
+
+ALLOW_METHODS = "POST, GET, OPTIONS"
+MAX_AGE = "86400"
+"""Seconds a browser may cache a preflight (Chromium caps it at two hours)."""
+EXPOSE_HEADERS = "Retry-After, X-Request-Id"
+
+
+def allow(request: web.Request, response: web.StreamResponse) -> None:
+    """Let the calling page read `response`; every answer gets it, errors included."""
+    origin = request.headers.get("Origin")
+    headers = response.headers
+    if origin:
+        headers["Access-Control-Allow-Origin"] = origin
+        # The gateway uses no cookies; allowing credentials lets SDKs that send them anyway
+        # (XHR with `withCredentials`) through. Never with `*`, which browsers refuse.
+        headers["Access-Control-Allow-Credentials"] = "true"
+    else:
+        headers["Access-Control-Allow-Origin"] = "*"
+    headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+    headers.add("Vary", "Origin")
+
+
+async def preflight(request: web.Request) -> web.StreamResponse:
+    """`OPTIONS`: allow the method and whatever headers the browser asks for."""
+    headers = {
+        "Access-Control-Allow-Methods": ALLOW_METHODS,
+        "Access-Control-Max-Age": MAX_AGE,
+    }
+    asked = request.headers.get("Access-Control-Request-Headers")
+    if asked:
+        # Echoed rather than `*`: a `*` does not cover `Authorization`.
+        headers["Access-Control-Allow-Headers"] = asked
+    response = web.Response(status=204, headers=headers)
+    response.headers.add("Vary", "Access-Control-Request-Headers")
+    return response
+
+
+def with_preflight(
+    routes: dict[str, dict[str, Handler]],
+) -> dict[str, dict[str, Handler]]:
+    """`routes` with an `OPTIONS` preflight on every path."""
+    return {path: {**methods, "OPTIONS": preflight} for path, methods in routes.items()}

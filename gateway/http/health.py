@@ -1,0 +1,62 @@
+"""Health endpoints for load balancers and orchestrators.
+
+`GET /health`: the process is alive and serving (liveness). `GET /ready`: it can make
+messages durable right now (readiness): the spool has room, or it is empty and Redis
+answers. A gateway that is spooling through a Redis outage is ready; one whose spool is
+full is not, so a load balancer sends the traffic to a sibling that can take it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from aiohttp import web
+from redis.exceptions import RedisClusterException, RedisError
+
+from gateway.errors import JSON
+from gateway.http.app_keys import COMMITTER, REDIS, SETTINGS
+from gateway.store import redis_client
+
+PING_TIMEOUT = 0.5
+"""Seconds `/ready` waits for Redis: a load balancer's probe must not hang on it."""
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    """200 while the process serves requests."""
+    return _json(200, {"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.StreamResponse:
+    """200 when a message sent now would get a 200; 503 with `Retry-After` otherwise."""
+    spool = request.app[COMMITTER].spool
+    redis_up = await _ping(request)
+    ready = spool.has_room() or (redis_up and spool.empty)
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "redis": "up" if redis_up else "down",
+        "spool": {
+            "bytes": spool.bytes,
+            "max_bytes": spool.max_bytes,
+            "replaying": not spool.empty,
+        },
+    }
+    if ready:
+        return _json(200, body)
+    headers = {"Retry-After": str(request.app[SETTINGS].retry_after)}
+    return _json(503, body, headers)
+
+
+async def _ping(request: web.Request) -> bool:
+    timeout = min(PING_TIMEOUT, request.app[SETTINGS].redis_timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            return await redis_client.ping(request.app[REDIS])
+    except (RedisError, RedisClusterException, OSError, TimeoutError):
+        return False  # RedisClusterException: no cluster node could be reached
+
+
+def _json(status: int, body: object, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=msgspec.json.encode(body), content_type=JSON, headers=headers
+    )

@@ -1,0 +1,139 @@
+"""From a decoded request body to stream entries: validate, resolve the source, enrich.
+
+Nothing here speaks HTTP or Redis; the handlers feed it, the committer takes its output.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import msgspec
+
+from gateway.constants import events_key
+from gateway.errors import INVALID_WRITE_KEY, ApiError, invalid_write_key, too_large
+from gateway.ingest.enrich import Arrival, enrich, merge_batch_defaults
+from gateway.ingest.sources import Source, Sources
+from gateway.ingest.validate import (
+    Batch,
+    Message,
+    check_depth,
+    decode_batch,
+    decode_object,
+    may_nest_past,
+    message_type,
+    parse_datetime,
+    validate,
+)
+from gateway.settings import Settings
+from gateway.store.entry import Entry
+
+_encode = msgspec.json.Encoder().encode
+
+
+ItemErrors = list[tuple[int, ApiError]]
+"""The failed items of a batch: (index, error)."""
+
+
+class Ingest:
+    """Validates and enriches messages and makes them stream entries."""
+
+    def __init__(self, settings: Settings, sources: Sources) -> None:
+        self.settings = settings
+        self.sources = sources
+        self._streams = [events_key(n) for n in range(settings.partitions)]
+
+    def single(self, body: bytes, kind: str, arrival: Arrival) -> Entry:
+        """The entry for the body of a single-message route (the route sets `type`)."""
+        message = decode_object(body, "$")
+        self.check_depth(body, message, "$")
+        key = arrival.basic_key or _str(message.get("writeKey")) or arrival.query_key
+        return self.message(message, kind, arrival, self.source(key), "$")
+
+    def batch(self, body: bytes, arrival: Arrival) -> tuple[list[Entry], ItemErrors]:
+        """The entries of a batch request, and the items that failed with their index."""
+        envelope = decode_batch(body)
+        limits = self.settings
+        if len(envelope.batch) > limits.max_batch_items:
+            raise too_large(
+                f"The batch has {len(envelope.batch)} items, more than {limits.max_batch_items}",
+                f"the limit is {limits.max_batch_items} items",
+            )
+        if envelope.sentAt is not None:
+            parse_datetime(envelope.sentAt, "$.sentAt")
+        key = arrival.basic_key or envelope.writeKey or arrival.query_key
+        shared = self.source(key) if key or self.sources.open else None
+        entries: list[Entry] = []
+        errors: ItemErrors = []
+        for index, raw in enumerate(envelope.batch):
+            try:
+                entries.append(self._item(raw, f"$.batch[{index}]", envelope, shared, arrival))
+            except ApiError as exc:
+                errors.append((index, exc))
+        if (
+            shared is None
+            and not entries
+            and all(e.message == INVALID_WRITE_KEY for _, e in errors)
+        ):
+            raise invalid_write_key()  # no usable key anywhere in the request
+        return entries, errors
+
+    def _item(
+        self,
+        raw: msgspec.Raw,
+        path: str,
+        envelope: Batch,
+        shared: Source | None,
+        arrival: Arrival,
+    ) -> Entry:
+        limits = self.settings
+        if len(raw) > limits.max_message_bytes:
+            raise too_large(
+                f"Message is larger than {limits.max_message_bytes} bytes",
+                f"{path} is {len(raw)} bytes",
+            )
+        item = decode_object(raw, path)
+        # Counted per item: a whole batch always has more brackets than the limit.
+        if may_nest_past(bytes(raw), limits.max_depth):
+            check_depth(item, limits.max_depth, path)
+        source = shared or self.source(_str(item.get("writeKey")), item_path=path)
+        merge_batch_defaults(item, envelope.context, envelope.integrations, envelope.sentAt)
+        return self.message(item, message_type(item, path), arrival, source, path)
+
+    def message(
+        self, message: dict[str, Any], kind: str, arrival: Arrival, source: Source, path: str
+    ) -> Entry:
+        """Validate and enrich one decoded message of type `kind` into its entry."""
+        view = validate(message, kind, path)
+        enrich(message, view, kind, arrival)
+        return Entry(
+            self._stream_of(view),
+            _encode(message),
+            source.id,
+            message["messageId"],
+        )
+
+    def source(self, write_key: str | None, item_path: str | None = None) -> Source:
+        """The source of `write_key`; the contract's 400 when it is missing, unknown or off."""
+        source = self.sources.resolve(write_key)
+        if source is None:
+            error = invalid_write_key()
+            if item_path is not None:
+                error.details = f"at `{item_path}.writeKey`"
+            raise error
+        return source
+
+    def check_depth(self, raw: bytes, value: object, path: str) -> None:
+        """A 400 when the decoded `value` nests deeper than the limit."""
+        if may_nest_past(raw, self.settings.max_depth):
+            check_depth(value, self.settings.max_depth, path)
+
+    def _stream_of(self, view: Message) -> str:
+        if len(self._streams) == 1:
+            return self._streams[0]
+        user = view.userId if view.userId not in (None, "") else view.anonymousId
+        return self._streams[zlib.crc32(str(user).encode()) % len(self._streams)]
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,2 @@
+"""Below everything else: logs, metrics, the clock, background tasks, the embedded Redis
+server and the metrics of several processes."""

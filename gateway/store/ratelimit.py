@@ -1,0 +1,204 @@
+"""Rate limits shared by every gateway process: a token bucket per caller, kept in Redis.
+
+A Lua script refills a caller's bucket by the time elapsed on the Redis server's clock,
+takes the tokens asked for if there are that many, and says how long to wait for the
+next one. The bucket lives in Redis, so `--workers` processes and several gateway hosts
+share one limit, and only the server's clock is read, so the hosts' clocks need not
+agree. An idle bucket expires once it would be full again.
+
+Checks are grouped like commits (see `gateway.store.committer`): the requests that arrive in
+one turn of the event loop share one write to Redis, one script call per caller asking
+for as many tokens as that caller has requests (on one node or a cluster, see
+`gateway.store.ratelimit_script`). Under load that is far fewer script calls than requests.
+
+When Redis does not answer, the gateway still accepts messages (they go to the spool), so
+limiting must not fail closed: the limiter falls back to buckets in the process, with the
+limit divided by the number of processes, and tries Redis again after a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import math
+import time
+from typing import Any, NamedTuple
+
+from gateway.constants import RATELIMIT_PREFIX
+from gateway.store.ratelimit_script import Call, ScriptRunner, open_runner
+
+log = logging.getLogger(__name__)
+
+
+PROBE_INTERVAL = 1.0
+"""Seconds the limiter keeps to its local buckets after Redis failed, before trying again."""
+_MAX_LOCAL_BUCKETS = 10_000
+"""Local buckets kept during an outage; past that they are all forgotten (each refills)."""
+
+
+class Limit(NamedTuple):
+    """`rate` requests per second on average, up to `burst` at once."""
+
+    rate: float
+    burst: int
+
+
+class Decision(NamedTuple):
+    """Whether a request may pass; if not, the whole seconds to wait (`Retry-After`)."""
+
+    allowed: bool
+    retry_after: int = 0
+
+
+@functools.lru_cache(maxsize=4096)
+def bucket_key(name: str) -> str:
+    """The Redis key of `name`'s bucket. Hashed: names hold credentials (tokens), and
+    credentials are never stored in Redis."""
+    return f"{RATELIMIT_PREFIX}:{hashlib.sha256(name.encode()).hexdigest()[:40]}"
+
+
+class _Waiting:
+    """The checks of one caller waiting for the next flush."""
+
+    __slots__ = ("futures", "limit")
+
+    def __init__(self, limit: Limit) -> None:
+        self.limit = limit
+        self.futures: list[asyncio.Future[Decision]] = []
+
+
+class RateLimiter:
+    """Token buckets in Redis, shared by every process; local ones while Redis is away."""
+
+    def __init__(self, url: str, timeout: float, processes: int) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._processes = max(1, processes)
+        self._runner: ScriptRunner | None = None
+        self._opening = asyncio.Lock()
+        self._pending: dict[bytes, _Waiting] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._down_until = 0.0
+        self._degraded = False
+        self._local: dict[str, list[float]] = {}
+        self.flushes = 0
+        """Writes to Redis so far: under load far fewer than checks."""
+        self.fallbacks = 0
+        """Decisions taken locally because Redis did not answer."""
+
+    async def check(self, name: str, limit: Limit) -> Decision:
+        """Take one token from `name`'s bucket, or say how long until there is one."""
+        if time.monotonic() >= self._down_until:
+            future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+            key = bucket_key(name).encode()
+            waiting = self._pending.get(key)
+            if waiting is None:
+                if not self._pending:
+                    asyncio.get_running_loop().call_soon(self._start_flush)
+                # The first check of a flush sets the limit: a caller has one limit.
+                waiting = self._pending[key] = _Waiting(limit)
+            waiting.futures.append(future)
+            try:
+                decision = await future
+            except Exception as exc:  # Redis failed or timed out: never fail the request
+                self._went_down(exc)
+            else:
+                if self._degraded:
+                    log.info("rate limits are shared through Redis again")
+                    self._degraded = False
+                    self._local.clear()
+                return decision
+        self.fallbacks += 1
+        return self._local_check(name, limit)
+
+    async def close(self) -> None:
+        """Wait for the flushes in flight, then close the connections."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.close()
+
+    def _start_flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        task = asyncio.create_task(self._flush(pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, pending: dict[bytes, _Waiting]) -> None:
+        self.flushes += 1
+        try:
+            async with asyncio.timeout(self._timeout):
+                replies = await self._run(pending)
+            decisions = [
+                (waiting, int(granted), Decision(False, _seconds(wait_ms / 1000)))
+                for waiting, (granted, wait_ms) in zip(pending.values(), replies, strict=True)
+            ]
+        except Exception as exc:  # every waiter must hear of it, whatever it was
+            for waiting in pending.values():
+                for future in waiting.futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        except BaseException:
+            for waiting in pending.values():
+                for future in waiting.futures:
+                    future.cancel()
+            raise
+        for waiting, granted, refused in decisions:
+            for index, future in enumerate(waiting.futures):
+                if not future.done():
+                    future.set_result(Decision(True) if index < granted else refused)
+
+    async def _run(self, pending: dict[bytes, _Waiting]) -> list[Any]:
+        calls: list[Call] = [
+            (
+                key,
+                repr(float(waiting.limit.rate)).encode(),
+                b"%d" % waiting.limit.burst,
+                b"%d" % len(waiting.futures),
+            )
+            for key, waiting in pending.items()
+        ]
+        runner = self._runner
+        if runner is None:
+            async with self._opening:
+                if self._runner is None:  # decided once Redis answers: one node or a cluster
+                    self._runner = await open_runner(self._url, self._timeout)
+                runner = self._runner
+        return await runner.run(calls)
+
+    def _went_down(self, exc: BaseException) -> None:
+        if not self._degraded:
+            self._degraded = True
+            log.warning(
+                "rate limits fall back to this process (Redis: %s); each process allows "
+                "1/%d of the limit until Redis answers",
+                str(exc) or type(exc).__name__,
+                self._processes,
+            )
+        self._down_until = time.monotonic() + PROBE_INTERVAL
+
+    def _local_check(self, name: str, limit: Limit) -> Decision:
+        # The same bucket as the script's, with this process's share of the limit.
+        rate = limit.rate / self._processes
+        burst = max(1.0, limit.burst / self._processes)
+        now = time.monotonic()
+        bucket = self._local.get(name)
+        if bucket is None:
+            if len(self._local) >= _MAX_LOCAL_BUCKETS:
+                self._local.clear()
+            bucket = self._local[name] = [burst, now]
+        tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        if tokens >= 1:
+            bucket[0] = tokens - 1
+            return Decision(True)
+        bucket[0] = tokens
+        return Decision(False, _seconds((1 - tokens) / rate))
+
+
+def _seconds(wait: float) -> int:
+    """`Retry-After` is in whole seconds: round up, and never say 0."""
+    return max(1, math.ceil(wait))

@@ -1,0 +1,148 @@
+"""The rate limit's Lua script, and running it on one Redis node or on a Redis Cluster.
+
+On one node the calls of a flush go out as one pipeline on a lean connection
+(`gateway.store.resp`). On a cluster each bucket lives in its own key's slot, on whichever
+master holds it: redis-py's cluster pipeline sends each master its calls and follows
+`MOVED`. Whether `--redis-url` is a cluster is decided as the hot path decides it
+(`gateway.store.redis_url`), when Redis first answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Protocol
+
+import hiredis
+from redis.asyncio import RedisCluster
+from redis.exceptions import NoScriptError
+
+from gateway.store import redis_client, redis_url
+from gateway.store.resp import RespConnection, RespError, command
+
+SCRIPT = """
+-- KEYS[1]: the caller's bucket, a hash {tokens, at}; ARGV[1]: tokens per second;
+-- ARGV[2]: the bucket's size (the burst); ARGV[3]: tokens wanted.
+-- Returns {tokens granted, ms until one more token} (0 ms when all were granted).
+if redis.replicate_commands then redis.replicate_commands() end  -- TIME, Redis < 5
+-- A bucket is worth nothing after a restart or failover (it starts full again): keeping
+-- its writes out of the AOF and replication spares an fsync per call on a server that
+-- fsyncs every write.
+redis.set_repl(redis.REPL_NONE)
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+if now > at then
+  tokens = math.min(burst, tokens + (now - at) * rate / 1000)
+end
+local granted = math.min(want, math.floor(tokens))
+tokens = tokens - granted
+local wait = 0
+if granted < want then
+  wait = math.ceil((1 - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return {granted, wait}
+"""
+_SCRIPT = SCRIPT.encode()
+_SHA = hashlib.sha1(_SCRIPT).hexdigest().encode()
+
+Call = tuple[bytes, bytes, bytes, bytes]
+"""One script call: the bucket's key, the rate, the burst, the tokens wanted."""
+
+
+class ScriptRunner(Protocol):
+    """Runs script calls; `{granted, wait_ms}` per call, in order, or raises."""
+
+    async def run(self, calls: list[Call]) -> list[Any]:
+        """The replies of `calls`; `OSError` (or `RespError`) when Redis failed."""
+        ...
+
+    async def close(self) -> None:
+        """Close the connections."""
+        ...
+
+
+async def open_runner(url: str, connect_timeout: float) -> ScriptRunner:
+    """The runner for `--redis-url` `url`; `OSError` while Redis cannot be asked."""
+    target = redis_url.parse(url)
+    if await redis_url.is_cluster(url, connect_timeout):
+        return ClusterRunner(target.url, connect_timeout)
+    return NodeRunner(target.url, connect_timeout)
+
+
+class NodeRunner:
+    """One node: every call of a flush in one pipeline on one lean connection."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._connection: RespConnection | None = None
+
+    async def run(self, calls: list[Call]) -> list[Any]:
+        """As `ScriptRunner.run`."""
+        replies = await self._execute([command(b"EVALSHA", _SHA, b"1", *c) for c in calls])
+        missing = [
+            index
+            for index, reply in enumerate(replies)
+            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT")
+        ]
+        if missing:  # a restarted or failed-over server has forgotten the script
+            again = await self._execute(
+                [command(b"EVAL", _SCRIPT, b"1", *calls[index]) for index in missing]
+            )
+            for index, reply in zip(missing, again, strict=True):
+                replies[index] = reply
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):
+                raise RespError(f"the rate limit script failed: {reply}")
+        return replies
+
+    async def close(self) -> None:
+        """As `ScriptRunner.close`."""
+        if self._connection is not None:
+            self._connection.close()
+
+    async def _execute(self, calls: list[bytes]) -> list[Any]:
+        # One flush at a time opens the connection: the limiter serialises `open_runner`,
+        # and a connection that failed is replaced by the next flush.
+        if self._connection is None or self._connection.closed:
+            self._connection = await RespConnection.open(self._url, self._timeout)
+        return await self._connection.execute(b"".join(calls), len(calls))
+
+
+class ClusterRunner:
+    """A cluster: redis-py's cluster pipeline, each call to the master of its key."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        client = redis_client.connect(url, timeout, cluster=True)
+        assert isinstance(client, RedisCluster)
+        self._client = client
+
+    async def run(self, calls: list[Call]) -> list[Any]:
+        """As `ScriptRunner.run`."""
+        replies = await self._pipeline(calls)
+        if any(isinstance(reply, NoScriptError) for reply in replies):
+            await self._client.script_load(SCRIPT)  # on every master: one may be new
+            replies = await self._pipeline(calls)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise RespError(f"the rate limit script failed: {reply}")
+        return replies
+
+    async def close(self) -> None:
+        """As `ScriptRunner.close`."""
+        await self._client.aclose()
+
+    async def _pipeline(self, calls: list[Call]) -> list[Any]:
+        async with self._client.pipeline() as pipe:
+            for call in calls:
+                # `execute_command`: redis-py refuses `pipe.evalsha` on a cluster, yet
+                # routes the command itself by its key.
+                pipe.execute_command("EVALSHA", _SHA, 1, *call)
+            return list(await pipe.execute(raise_on_error=False))
