@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import gc
 import logging
 import multiprocessing
 import os
 import signal
+import socket
 import time
 from types import FrameType
 
@@ -26,9 +28,18 @@ from gateway.settings import Settings
 log = logging.getLogger("gateway")
 
 
+class PortInUse(Exception):
+    """The port is held by another program (or another gateway): nothing was started."""
+
+
 def serve(settings: Settings) -> int:
     """Run the gateway until SIGINT or SIGTERM; the process's exit code."""
     sources = Sources.from_file(settings.sources)  # fail before starting anything
+    try:
+        check_port_free(settings.host, settings.port)
+    except PortInUse as exc:
+        log.error("gateway: %s", exc, extra={"event": "port_in_use"})
+        return 1
     mode = (
         "open mode (no sources file): every writeKey is accepted"
         if sources.open
@@ -47,15 +58,48 @@ def serve(settings: Settings) -> int:
             )
             settings = dataclasses.replace(settings, redis_url=url)
         if settings.workers == 1:
-            run_process(settings)
-        else:
-            _supervise(settings)
+            if not run_process(settings):
+                return 1
+        elif not _supervise(settings):
+            return 1
     log.info("gateway: stopped", extra={"event": "shutdown"})
     return 0
 
 
-def run_process(settings: Settings, reuse_port: bool = False) -> None:
-    """Serve on this process until a signal stops it.
+def check_port_free(host: str, port: int) -> None:
+    """Raise `PortInUse` when anyone listens on host:port already.
+
+    The gateway's own processes share the port with SO_REUSEPORT, and so could a second
+    gateway started by mistake: the kernel would then split the traffic between two
+    gateways with different Redis servers and sources. A socket bound without SO_REUSEPORT
+    is refused by any listener on the port, whoever it is, so binding one (and closing it)
+    before the processes start tells whether the port is ours to take.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            # Like the real listener: connections of an earlier run in TIME_WAIT don't count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise PortInUse(_bind_error(host, port, exc)) from None
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use by another program (or another "
+            "gateway); stop it or choose another --port"
+        )
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def run_process(settings: Settings, reuse_port: bool = False) -> bool:
+    """Serve on this process until a signal stops it; False when it could not listen.
 
     On SIGTERM or SIGINT it stops accepting, gives the requests in flight the grace period
     less one Redis timeout, then flushes what is buffered (to Redis within that timeout,
@@ -69,6 +113,9 @@ def run_process(settings: Settings, reuse_port: bool = False) -> None:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):  # from the runner's signal handlers
         pass
+    except PortInUse as exc:
+        log.error("gateway: %s", exc, extra={"event": "port_in_use"})
+        return False
     finally:
         if not main.done():
             main.cancel()  # its `finally` stops the runner gracefully
@@ -80,6 +127,7 @@ def run_process(settings: Settings, reuse_port: bool = False) -> None:
         loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+    return True
 
 
 async def _serve_app(settings: Settings, reuse_port: bool) -> None:
@@ -97,7 +145,10 @@ async def _serve_app(settings: Settings, reuse_port: bool) -> None:
         site = web.TCPSite(
             runner, settings.host, settings.port, reuse_port=reuse_port, backlog=1024
         )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # taken between the check and now
+            raise PortInUse(_bind_error(settings.host, settings.port, exc)) from None
         log.info(
             "gateway: listening on http://%s:%d (pid %d)",
             settings.host,
@@ -110,25 +161,37 @@ async def _serve_app(settings: Settings, reuse_port: bool) -> None:
         await runner.cleanup()
 
 
+CANNOT_LISTEN = 3
+"""A child's exit code when it could not take the port: replacing it would not help."""
+QUICK_FAILURES = 3
+"""Children that die within `QUICK` seconds of their start, in a row, before the
+supervisor gives up instead of restarting them in a loop."""
+QUICK = 10.0
+
+
 def _child(settings: Settings) -> None:
     os.setpgid(0, 0)  # Ctrl-C reaches the supervisor only, which stops the children in order
     die_with_parent()
     logs.configure(settings.log_level, settings.log_format)
-    run_process(settings, reuse_port=True)
+    if not run_process(settings, reuse_port=True):
+        raise SystemExit(CANNOT_LISTEN)
 
 
-def _supervise(settings: Settings) -> None:
+def _supervise(settings: Settings) -> bool:
     """N processes share the port (SO_REUSEPORT); a dead one is replaced, a signal stops all.
 
+    False when the children could not start (they said why in their own log line).
     Their metrics add up through one multiprocess directory (see `gateway.ops.multiprocess`).
     """
     with multiprocess.metrics_dir() as directory:
-        _run_children(settings, directory)
+        return _run_children(settings, directory)
 
 
-def _run_children(settings: Settings, metrics_dir: os.PathLike[str]) -> None:
+def _run_children(settings: Settings, metrics_dir: os.PathLike[str]) -> bool:
     context = multiprocessing.get_context("spawn")
     stopping = False
+    failed = False
+    quick_failures = 0
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
@@ -139,6 +202,7 @@ def _run_children(settings: Settings, metrics_dir: os.PathLike[str]) -> None:
                 child.terminate()  # each child stops gracefully on SIGTERM
 
     children = [context.Process(target=_child, args=(settings,)) for _ in range(settings.workers)]
+    started = [time.monotonic()] * len(children)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for child in children:
@@ -146,19 +210,35 @@ def _run_children(settings: Settings, metrics_dir: os.PathLike[str]) -> None:
     while not stopping:
         time.sleep(0.2)
         for index, child in enumerate(children):
-            if not child.is_alive() and not stopping:
+            if child.is_alive() or stopping:
+                continue
+            multiprocess.process_dead(child.pid, metrics_dir)
+            quick = time.monotonic() - started[index] < QUICK
+            quick_failures = quick_failures + 1 if quick else 0
+            if child.exitcode == CANNOT_LISTEN or quick_failures >= QUICK_FAILURES:
                 log.error(
-                    "gateway: process %s exited with %s; starting another",
+                    "gateway: process %s could not start (exit code %s, its reason is above); "
+                    "stopping",
                     child.pid,
                     child.exitcode,
-                    extra={"event": "process_exited", "exit_code": child.exitcode},
+                    extra={"event": "start_failed", "exit_code": child.exitcode},
                 )
-                multiprocess.process_dead(child.pid, metrics_dir)
-                children[index] = context.Process(target=_child, args=(settings,))
-                children[index].start()
+                failed = True
+                stop(signal.SIGTERM, None)
+                break
+            log.error(
+                "gateway: process %s exited with %s; starting another",
+                child.pid,
+                child.exitcode,
+                extra={"event": "process_exited", "exit_code": child.exitcode},
+            )
+            children[index] = context.Process(target=_child, args=(settings,))
+            started[index] = time.monotonic()
+            children[index].start()
     for child in children:
         child.join(settings.shutdown_grace + 5)
         multiprocess.process_dead(child.pid, metrics_dir)
+    return not failed
 
 
 GC_YOUNG_THRESHOLD = 20_000
