@@ -17,7 +17,8 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.ops import tasks
 from gateway.store.redis_client import AnyRedis
-from gateway.store.spool import Spool, read_chunk
+from gateway.store.spool import Spool
+from gateway.store.spool_format import read_chunk
 from gateway.store.writers import EntryWriter
 
 log = logging.getLogger(__name__)
