@@ -2,7 +2,7 @@
 
 Each request hands its entries to the committer and waits. The committer collects what
 arrives while the event loop runs the handlers that are ready, then sends all of it as one
-pipeline (see `gateway.store.dedupe`), and wakes each request when its entries are durable.
+pipeline (see `gateway.store.node_writer`), and wakes each request when its entries are durable.
 While `max_in_flight` pipelines are outstanding, new entries wait for the next one, so
 batches grow with the load instead of the round trips.
 
