@@ -16,7 +16,8 @@ from aiohttp import web
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.http.scrape import REDIS_TIMEOUT, Families, redis_families, render
+from gateway.ops.exposition import Families, render
+from gateway.store.gauges import REDIS_TIMEOUT, redis_families
 from gateway.store.redis_client import AnyRedis
 from gateway.worker.options import Stats
 
