@@ -30,7 +30,8 @@ from collections.abc import Awaitable, Sequence
 
 from redis.exceptions import RedisError
 
-from gateway.ops.metrics import Tally
+from gateway.errors import Code
+from gateway.ops.tally import Tally
 from gateway.store.entry import Entry
 from gateway.store.spool import Spool, SpoolFull
 from gateway.store.writers import EntryWriter
@@ -170,7 +171,7 @@ class Committer:
                 why,
                 extra={"event": event, "entries": len(entries)},
             )
-            tally.reject("unavailable", _settle(batch, Unavailable(why)))
+            tally.reject(Code.UNAVAILABLE, _settle(batch, Unavailable(why)))
         else:
             tally.accepted_spool += _settle(batch)
 
