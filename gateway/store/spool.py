@@ -93,12 +93,20 @@ class Spool:
     def open(
         cls, root: Path, max_bytes: int, segment_bytes: int, fsync: str, max_slots: int = 1024
     ) -> Spool:
-        """The spool of this process: the first slot under `root` no live process holds."""
-        root.mkdir(parents=True, exist_ok=True)
-        for slot in range(max_slots):
-            spool = cls.adopt(root / str(slot), max_bytes, segment_bytes, fsync)
-            if spool is not None:
-                return spool
+        """The spool of this process: the first slot under `root` no live process holds.
+
+        An `OSError` that names `root` when it is not a directory this process can write.
+        """
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for slot in range(max_slots):
+                spool = cls.adopt(root / str(slot), max_bytes, segment_bytes, fsync)
+                if spool is not None:
+                    return spool
+        except OSError as exc:  # the same subclass (PermissionError, ...), a clearer message
+            # `mkdir(exist_ok=True)` says "File exists" of a file where a directory should be.
+            why = "not a directory" if isinstance(exc, FileExistsError) else exc.strerror
+            raise OSError(exc.errno, f"cannot keep the spool under {root}: {why}") from exc
         raise OSError(f"all {max_slots} spool slots under {root} are locked")
 
     @classmethod
