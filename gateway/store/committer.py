@@ -2,9 +2,9 @@
 
 Each request hands its entries to the committer and waits. The committer collects what
 arrives while the event loop runs the handlers that are ready, then sends all of it as one
-pipeline (see `gateway.store.node_writer`), and wakes each request when its entries are durable.
-While `max_in_flight` pipelines are outstanding, new entries wait for the next one, so
-batches grow with the load instead of the round trips.
+pipeline (through the writer, `gateway.store.writers`), and wakes each request when its
+entries are durable. While `max_in_flight` pipelines are outstanding, new entries wait for
+the next one, so batches grow with the load instead of the round trips.
 
 A pipeline leaves as soon as `flush_at` entries wait (and a pipeline may go), without
 waiting for the handlers still ready to run: under load the loop finds many requests

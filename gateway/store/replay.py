@@ -1,8 +1,9 @@
 """Replay: a background task that moves spooled entries into their streams once Redis is back.
 
-It replays the spool's segments oldest first, in chunks, through the same dedupe script
-as live traffic (`gateway.store.dedupe_script`), so an entry Redis took before the spool did, or a
-chunk replayed again after a failure or a crash, is not added twice. A segment is deleted
+It replays the spool's segments oldest first, in chunks, through the same writer and
+dedupe script as live traffic (`gateway.store.dedupe_script`), so an entry Redis took
+before the spool did, or a chunk replayed again after a failure or a crash, is not added
+twice. A segment is deleted
 once all of it is in Redis. While Redis is away it probes it with a backoff, and it also
 replays the slots of gateway processes that are gone (`Spool.orphans`).
 """
