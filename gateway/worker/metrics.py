@@ -4,8 +4,8 @@ The counts are the consumer's `Stats`, read when scraped: nothing is added to th
 delivery path. Each worker is one process with its own port, so Prometheus adds the
 workers of a group up itself (`sum by (group)`). The group's lag, pending entries and
 dead letters are read from Redis at scrape time (`gateway.store.gauges`, as the gateway's
-`/metrics` does too):
-every worker of a group reports the same values, so take `max by (group, stream)`.
+`/metrics` does too): every worker of a group reports the same values, so take
+`max by (group, stream)`.
 """
 
 from __future__ import annotations
