@@ -1,8 +1,9 @@
 """What the dedupe sets cost in Redis memory, measured on the embedded server.
 
-Writes N messages through `gateway.store.dedupe.Writer` twice, once with dedupe off and once on,
-and prints the difference in `used_memory` per million messages, and `MEMORY USAGE` of the
-bucket's set. Run: `python bench/dedupe_memory.py [N]`; results go in docs/durability.md.
+Writes N messages through `gateway.store.node_writer.NodeWriter` twice, once with dedupe off
+and once on, and prints the difference in `used_memory` per million messages, and
+`MEMORY USAGE` of the bucket's set. Run: `python bench/dedupe_memory.py [N]`; results go in
+docs/durability.md.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from redis.asyncio import Redis
 
 from gateway.constants import dedupe_prefix, events_key
 from gateway.ops.embedded import RedisProcess
-from gateway.store.dedupe import Writer
 from gateway.store.entry import Entry
+from gateway.store.node_writer import NodeWriter
 
 DATA = b'{"type":"track","event":"Order Completed","userId":"user-1234","properties":{}}'
 
@@ -26,7 +27,7 @@ DATA = b'{"type":"track","event":"Order Completed","userId":"user-1234","propert
 async def used_memory(redis: Redis, url: str, count: int, window: int) -> int:
     await redis.flushall()
     before = int((await redis.info("memory"))["used_memory"])
-    writer = Writer(url, window, connect_timeout=5)
+    writer = NodeWriter(url, window, connect_timeout=5)
     stream = events_key(0)
     for start in range(0, count, 5000):
         batch = [

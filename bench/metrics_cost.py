@@ -55,7 +55,8 @@ def main() -> None:
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
     from gateway.http import observe
-    from gateway.ops.metrics import LATENCY_BUCKETS, Metrics
+    from gateway.ops.metrics import Metrics
+    from gateway.ops.tally import LATENCY_BUCKETS
 
     metrics = Metrics()
     tally = metrics.tally

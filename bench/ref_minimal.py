@@ -28,7 +28,7 @@ from gateway.ingest.pipeline import Ingest
 from gateway.ingest.sources import Sources
 from gateway.settings import Settings
 from gateway.store.committer import Committer
-from gateway.store.dedupe import Writer
+from gateway.store.node_writer import NodeWriter
 from gateway.store.spool import Spool
 
 
@@ -46,7 +46,7 @@ def create_minimal_app(redis_url: str, sources: Sources, data_dir: Path) -> web.
             settings.spool_fsync,
         )
         spool.start()
-        writer = Writer(redis_url, settings.dedupe_window, settings.redis_timeout)
+        writer = NodeWriter(redis_url, settings.dedupe_window, settings.redis_timeout)
         app[COMMITTER] = Committer(writer, spool, settings.redis_timeout)
         yield
         await app[COMMITTER].close()

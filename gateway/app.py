@@ -1,4 +1,5 @@
-"""The application factory: the routes, and the resources they share."""
+"""The application factory: the routes, and the resources they share, each started and
+closed by its own cleanup context."""
 
 from __future__ import annotations
 
@@ -9,12 +10,22 @@ from typing import Any
 from aiohttp import web
 
 from gateway.http import pixel, routes
-from gateway.http.app_keys import COMMITTER, INGEST, LIMITER, METRICS, REDIS, SETTINGS
+from gateway.http.app_keys import (
+    COMMITTER,
+    INGEST,
+    LIMITER,
+    METRICS,
+    REDIS,
+    SETTINGS,
+    SPOOL,
+    WRITER,
+)
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.sources import Sources
 from gateway.ops.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store import redis_client, redis_url
+from gateway.store.cluster_writer import ClusterWriter
 from gateway.store.committer import Committer
 from gateway.store.ratelimit import RateLimiter
 from gateway.store.replay import Replayer
@@ -43,8 +54,14 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     if sources is None:  # not `or`: a Sources with no writeKeys is empty, yet not open
         sources = Sources.from_file(settings.sources)
     app[INGEST] = Ingest(settings, sources)
+    # One context a resource, each closed after those started after it, so a failure to
+    # start one (an unusable spool directory) still closes those started before it.
     app.cleanup_ctx.append(_metrics)  # first in, last out: its last push sees the last flush
-    app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_writer)
+    app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_spool)
+    app.cleanup_ctx.append(_replayer)
+    app.cleanup_ctx.append(_committer)
     app.cleanup_ctx.append(_limiter)
     routes.add_routes(app, routes.table())
     return app
@@ -56,54 +73,88 @@ async def _metrics(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _storage(app: web.Application) -> AsyncIterator[None]:
-    """Redis, the spool, the committer in front of both, and the replay between them."""
+async def _writer(app: web.Application) -> AsyncIterator[None]:
+    """The hot path's writer, of one node or a cluster (see `gateway.store.writers`)."""
     settings = app[SETTINGS]
     assert settings.redis_url is not None
-    writer, cluster = await open_writer(
+    writer, _ = await open_writer(
         settings.redis_url, settings.dedupe_window, settings.redis_timeout
     )
+    try:
+        app[WRITER] = writer
+        yield
+    finally:
+        await writer.close()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    """A redis-py client, for the health checks and the replay's probes."""
+    settings = app[SETTINGS]
+    assert settings.redis_url is not None
     # A cluster client on a cluster; while that is not known (the node did not answer),
-    # a client of that node alone, for the health checks and the replay's probes.
+    # a client of that node alone.
+    cluster = isinstance(app[WRITER], ClusterWriter)
     redis = redis_client.connect(
-        redis_url.parse(settings.redis_url).url, settings.redis_timeout, cluster=bool(cluster)
+        redis_url.parse(settings.redis_url).url, settings.redis_timeout, cluster=cluster
     )
     try:
-        await redis.ping()
-    except Exception as exc:
-        log.warning(
-            "Redis is not reachable yet (%s); spooling until it is",
-            exc,
-            extra={"event": "redis_down"},
-        )
+        try:
+            await redis.ping()
+        except Exception as exc:
+            log.warning(
+                "Redis is not reachable yet (%s); spooling until it is",
+                exc,
+                extra={"event": "redis_down"},
+            )
+        app[REDIS] = redis
+        yield
+    finally:
+        await redis.aclose()
+
+
+async def _spool(app: web.Application) -> AsyncIterator[None]:
+    """This process's spool under `<data-dir>/spool/` (see `gateway.store.spool`)."""
+    settings = app[SETTINGS]
     spool = Spool.open(
         settings.data_dir / "spool",
         settings.spool_max_bytes,
         settings.spool_segment_bytes,
         settings.spool_fsync,
     )
-    if not spool.empty:
-        log.info(
-            "spool %s holds %d bytes to replay",
-            spool.directory,
-            spool.bytes,
-            extra={"event": "spool_pending", "bytes": spool.bytes},
-        )
-    spool.start()
-    replayer = Replayer(redis, writer, spool, settings.redis_timeout)
+    try:
+        if not spool.empty:
+            log.info(
+                "spool %s holds %d bytes to replay",
+                spool.directory,
+                spool.bytes,
+                extra={"event": "spool_pending", "bytes": spool.bytes},
+            )
+        spool.start()
+        app[SPOOL] = spool
+        yield
+    finally:
+        await spool.close()
+
+
+async def _replayer(app: web.Application) -> AsyncIterator[None]:
+    """The replay of the spool into Redis, in the background (see `gateway.store.replay`)."""
+    replayer = Replayer(app[REDIS], app[WRITER], app[SPOOL], app[SETTINGS].redis_timeout)
     replayer.start()
-    metrics = app[METRICS]
-    metrics.replayed = lambda: replayer.replayed
-    app[REDIS] = redis
-    app[COMMITTER] = Committer(writer, spool, settings.redis_timeout, metrics.tally)
+    app[METRICS].replayed = lambda: replayer.replayed
     try:
         yield
     finally:
-        await app[COMMITTER].close()  # flush what is buffered: to Redis, else to the spool
         await replayer.stop()
-        await spool.close()
-        await writer.close()
-        await redis.aclose()
+
+
+async def _committer(app: web.Application) -> AsyncIterator[None]:
+    """The group commit in front of Redis and the spool (see `gateway.store.committer`)."""
+    committer = Committer(app[WRITER], app[SPOOL], app[SETTINGS].redis_timeout, app[METRICS].tally)
+    app[COMMITTER] = committer
+    try:
+        yield
+    finally:
+        await committer.close()  # flush what is buffered: to Redis, else to the spool
 
 
 async def _limiter(app: web.Application) -> AsyncIterator[None]:

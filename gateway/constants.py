@@ -12,7 +12,7 @@ DEAD_LETTER_PREFIX = "gateway:dead"
 
 DEDUPE_PREFIX = "gateway:dedupe"
 """Recently seen messageIds: sets `gateway:dedupe:{n}:<bucket>` of `<source>:<messageId>`,
-in the stream's slot (`gateway.store.dedupe`)."""
+in the stream's slot (`gateway.store.dedupe_script`)."""
 
 REJECTED_STREAM = "gateway:rejected"
 """Events a dialect answered 200 but could not accept, with the reason (bounded, for debugging)."""

@@ -1,7 +1,13 @@
-"""The gateway's answers: success, and errors in the source documents' JSON shape."""
+"""The gateway's answers: success, and errors in the source documents' JSON shape.
+
+Each error carries a `Code`, set where it is made: why the request was refused, in one
+word, for the metrics (the `reason` label of `gateway_messages_rejected_total`) without
+reading the error's text.
+"""
 
 from __future__ import annotations
 
+import enum
 from http import HTTPStatus
 
 import msgspec
@@ -11,8 +17,44 @@ SUCCESS_BODY = b'{"success": true}'
 JSON = "application/json"
 
 
+class Code(enum.StrEnum):
+    """Why a request was refused; the values are the metrics' `reason` labels."""
+
+    WRITE_KEY = "write_key"
+    """Missing, unknown or disabled writeKey."""
+    MALFORMED = "malformed"
+    """Not JSON, not UTF-8, not an object, an empty or undecodable body, not valid HTTP."""
+    INVALID = "invalid"
+    """Fails the message schema, or any other 400 without a code of its own."""
+    TOO_DEEP = "too_deep"
+    """Nested deeper than `--max-depth`."""
+    TOO_LARGE = "too_large"
+    ENCODING = "encoding"
+    AUTH = "auth"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    NO_ROUTE = "no_route"
+    """A path or method the gateway does not serve: no message was refused (not counted)."""
+
+
+_CODE_OF_STATUS = {
+    401: Code.AUTH,
+    403: Code.AUTH,
+    404: Code.NO_ROUTE,
+    405: Code.NO_ROUTE,
+    413: Code.TOO_LARGE,
+    415: Code.ENCODING,
+    429: Code.RATE_LIMITED,
+}
+"""Statuses that say why themselves; `code` tells the 400s (and others) apart."""
+
+
 class ApiError(Exception):
-    """An answer other than 200: `{"Error": ..., "Message": ..., "Details": ...}`."""
+    """An answer other than 200: `{"Error": ..., "Message": ..., "Details": ...}`.
+
+    `code` says why, for the metrics; a status that says it itself (413, 429, 5xx, ...)
+    decides it, whatever `code` was given.
+    """
 
     def __init__(
         self,
@@ -20,12 +62,14 @@ class ApiError(Exception):
         message: str,
         details: str = "",
         headers: dict[str, str] | None = None,
+        code: Code = Code.INVALID,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.details = details
         self.headers = headers or {}
+        self.code = Code.UNAVAILABLE if status >= 500 else _CODE_OF_STATUS.get(status, code)
 
     @property
     def error(self) -> str:
@@ -46,9 +90,15 @@ class ApiError(Exception):
         )
 
 
-def bad_request(message: str, details: str = "") -> ApiError:
-    """A 400."""
-    return ApiError(400, message, details)
+def bad_request(message: str, details: str = "", code: Code = Code.MALFORMED) -> ApiError:
+    """A 400; by default for what cannot be read at all (not JSON, not UTF-8, ...), which
+    is what HTTP's 400 means: malformed syntax."""
+    return ApiError(400, message, details, code=code)
+
+
+def invalid(message: str, details: str = "") -> ApiError:
+    """A 400 for what was read but breaks the rules (the message schema, a limit's count)."""
+    return ApiError(400, message, details, code=Code.INVALID)
 
 
 def too_large(message: str, details: str = "") -> ApiError:
@@ -63,7 +113,7 @@ MALFORMED_HTTP = "Malformed HTTP request"
 
 def invalid_write_key() -> ApiError:
     """The contract's answer for a missing, unknown or disabled writeKey."""
-    return bad_request(INVALID_WRITE_KEY)
+    return bad_request(INVALID_WRITE_KEY, code=Code.WRITE_KEY)
 
 
 def unavailable(message: str, retry_after: int) -> ApiError:

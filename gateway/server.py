@@ -139,8 +139,8 @@ async def _serve_app(settings: Settings, reuse_port: bool) -> None:
         shutdown_timeout=max(0.0, settings.shutdown_grace - settings.redis_timeout),
         **RUNNER_OPTIONS,
     )
-    await runner.setup()
     try:
+        await runner.setup()  # inside: a start that fails still closes what it started
         framing.json_errors(runner, app[METRICS].tally)
         site = web.TCPSite(
             runner, settings.host, settings.port, reuse_port=reuse_port, backlog=1024

@@ -11,15 +11,15 @@ from redis.asyncio import Redis
 from gateway.constants import events_key
 from gateway.ops.embedded import RedisProcess
 from gateway.store.committer import Committer
-from gateway.store.dedupe import Writer
 from gateway.store.entry import Entry
+from gateway.store.node_writer import NodeWriter
 from gateway.store.spool import Spool
 
 
 class Recording:
     """A real writer that notes how many entries each pipeline carried."""
 
-    def __init__(self, writer: Writer) -> None:
+    def __init__(self, writer: NodeWriter) -> None:
         self.writer = writer
         self.sizes: list[int] = []
 
@@ -34,7 +34,7 @@ class Recording:
 async def test_a_pipeline_leaves_once_flush_at_entries_wait(
     redis_server: RedisProcess, redis: Redis, tmp_path: Path
 ) -> None:
-    writer = Recording(Writer(redis_server.url, 60, connect_timeout=5))
+    writer = Recording(NodeWriter(redis_server.url, 60, connect_timeout=5))
     spool = Spool.open(tmp_path, 1 << 20, 1 << 16, "always")
     committer = Committer(writer, spool, timeout=5, flush_at=4)
     stream = events_key(0)

@@ -11,21 +11,22 @@ from redis.exceptions import ResponseError
 
 from gateway.constants import dedupe_prefix, events_key
 from gateway.ops.embedded import RedisProcess
-from gateway.store.dedupe import Writer, bucket_seconds
+from gateway.store.dedupe_script import bucket_seconds
 from gateway.store.entry import Entry
+from gateway.store.node_writer import NodeWriter
 
 STREAM = events_key(3)
 
 
-MakeWriter = Callable[[int], Writer]
+MakeWriter = Callable[[int], NodeWriter]
 
 
 @pytest.fixture
 async def writer_for(redis_server: RedisProcess) -> AsyncIterator[MakeWriter]:
-    writers: list[Writer] = []
+    writers: list[NodeWriter] = []
 
-    def make(window: int) -> Writer:
-        writers.append(Writer(redis_server.url, window, connect_timeout=5))
+    def make(window: int) -> NodeWriter:
+        writers.append(NodeWriter(redis_server.url, window, connect_timeout=5))
         return writers[-1]
 
     yield make

@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from gateway.constants import events_key
 from gateway.ops.embedded import RedisProcess, free_port
 from gateway.store.entry import Entry
-from gateway.store.spool import frame
+from gateway.store.spool_format import frame
 
 pytestmark = pytest.mark.slow
 

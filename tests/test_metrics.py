@@ -21,11 +21,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from gateway.constants import events_key
-from gateway.errors import ApiError
+from gateway.errors import (
+    ApiError,
+    Code,
+    bad_request,
+    invalid,
+    invalid_write_key,
+    too_large,
+    unavailable,
+)
 from gateway.http.app_keys import COMMITTER
 from gateway.ingest.sources import Source, Sources
 from gateway.ops.embedded import RedisProcess, free_port
-from gateway.ops.metrics import reason_of
+from gateway.ops.tally import Tally
 from gateway.worker import metrics as worker_metrics
 from gateway.worker.consumer import Consumer
 from gateway.worker.dispatch import Dispatcher
@@ -407,16 +415,25 @@ async def test_a_running_worker_serves_its_metrics(
 @pytest.mark.parametrize(
     ("error", "reason"),
     [
-        (ApiError(400, "Invalid or missing writekey"), "write_key"),
-        (ApiError(400, "Invalid gzip body", "ends early"), "malformed"),
-        (ApiError(400, "Invalid message", "userId or anonymousId is required"), "invalid"),
+        (invalid_write_key(), "write_key"),
+        (bad_request("Invalid gzip body", "ends early"), "malformed"),
+        (invalid("Invalid message", "userId or anonymousId is required"), "invalid"),
+        (bad_request("Message nested too deeply", code=Code.TOO_DEEP), "too_deep"),
         (ApiError(400, "Something new"), "invalid"),
+        # The code is where the error was made, whatever its text says.
+        (bad_request("Invalid message"), "malformed"),
+        (invalid("Invalid JSON"), "invalid"),
         (ApiError(403, "Not authorised"), "auth"),
-        (ApiError(413, "Message is larger than 32768 bytes"), "too_large"),
+        (too_large("Message is larger than 32768 bytes"), "too_large"),
+        (ApiError(413, "Malformed HTTP request", code=Code.MALFORMED), "too_large"),
         (ApiError(415, "Unsupported Content-Encoding 'br'"), "encoding"),
         (ApiError(429, "Rate limited"), "rate_limited"),
-        (ApiError(503, "Cannot store messages right now"), "unavailable"),
+        (unavailable("Cannot store messages right now", 1), "unavailable"),
     ],
 )
 def test_reasons_are_a_fixed_set_never_the_text(error: ApiError, reason: str) -> None:
-    assert reason_of(error) == reason
+    assert error.code == reason
+    tally = Tally()
+    # A 503 is counted by the committer, with the messages it could not store.
+    assert tally.refused(error) is (reason != "unavailable")
+    assert tally.rejected == ({reason: 1} if reason != "unavailable" else {})

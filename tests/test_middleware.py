@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.http import observe
 from gateway.http.answering import answering
-from gateway.ops.metrics import Tally
+from gateway.ops.tally import Tally
 
 
 async def test_an_unexpected_error_is_a_json_500_with_the_request_id(

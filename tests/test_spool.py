@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from gateway.store.entry import Entry
-from gateway.store.spool import HEADER, Spool, SpoolFull, frame, read_chunk
+from gateway.store.spool import Spool, SpoolFull
+from gateway.store.spool_format import HEADER, frame, read_chunk
 
 
 def entries(n: int, start: int = 0) -> list[Entry]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from gateway.errors import bad_request
+from gateway.errors import invalid
 
 SINGLE_ACTIONS = ("identify", "track", "page", "screen")
 """The actions of the one-message routes: the path sets the message's type."""
@@ -44,7 +44,7 @@ def single(message: dict[str, Any], action: str, account: Account) -> str:
     if action != "track":
         event = message.get("event")
         if event is not None and event != action:
-            raise bad_request(
+            raise invalid(
                 "Invalid message",
                 f'event must be "{action}" on /v1/{action}; got {event!r} - at `$.event`',
             )
@@ -57,7 +57,7 @@ def batch_item(message: dict[str, Any], account: Account, path: str) -> str:
     """Map one batch item in place (after the batch's `context` is merged); its type."""
     event = message.get("event")
     if not isinstance(event, str) or not event:
-        raise bad_request(
+        raise invalid(
             "Invalid message",
             f"event must name the method ({', '.join(BATCH_METHODS)}) or the tracked "
             f"event; got {'nothing' if event is None else repr(event)} - at `{path}.event`",

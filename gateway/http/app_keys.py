@@ -1,4 +1,5 @@
-"""Typed keys of the objects an application shares with its handlers."""
+"""Typed keys of the objects an application shares with its handlers, and that its
+resources share with each other while they start (`gateway.app`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from gateway.settings import Settings
 from gateway.store.committer import Committer
 from gateway.store.ratelimit import RateLimiter
 from gateway.store.redis_client import AnyRedis
+from gateway.store.spool import Spool
+from gateway.store.writers import EntryWriter
 
 SETTINGS = web.AppKey("settings", Settings)
 INGEST = web.AppKey("ingest", Ingest)
@@ -17,3 +20,5 @@ REDIS: web.AppKey[AnyRedis] = web.AppKey("redis")
 COMMITTER = web.AppKey("committer", Committer)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", RateLimiter)
+WRITER: web.AppKey[EntryWriter] = web.AppKey("writer")
+SPOOL = web.AppKey("spool", Spool)

@@ -18,7 +18,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.dialects import commanders_act
-from gateway.errors import ApiError, bad_request, success
+from gateway.errors import ApiError, bad_request, invalid, success
 from gateway.http import handlers
 from gateway.http.app_keys import INGEST, REDIS
 from gateway.http.body import read_body
@@ -105,13 +105,13 @@ async def batch(request: web.Request, reporter: rejected.Reporter) -> web.Stream
         _json(body)
         raise bad_request("Invalid JSON") from None
     if len(items) > settings.max_batch_items:
-        raise bad_request(
+        raise invalid(
             "Request too large",
             f"the batch has {len(items)} events, more than {settings.max_batch_items}",
         )
     for index, raw in enumerate(items):
         if len(raw) > settings.max_message_bytes:
-            raise bad_request(
+            raise invalid(
                 "Request too large",
                 f"event {index} of the batch is {len(raw)} bytes, "
                 f"more than {settings.max_message_bytes}",
@@ -244,7 +244,7 @@ async def _read(request: web.Request, limit: int, what: str) -> bytes:
         return await read_body(request, limit, what)
     except ApiError as exc:
         if exc.status in (413, 415):
-            raise bad_request(
+            raise invalid(
                 "Request too large" if exc.status == 413 else exc.message, exc.details
             ) from None
         raise

@@ -16,9 +16,9 @@ import logging
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from gateway.errors import MALFORMED_HTTP, ApiError
+from gateway.errors import MALFORMED_HTTP, ApiError, Code
 from gateway.http.observe import OTHER_ROUTE
-from gateway.ops.metrics import Tally
+from gateway.ops.tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ def json_errors(runner: web.BaseRunner, tally: Tally) -> None:
                 error = ApiError(500, "Internal error", "the gateway logged the cause")
             else:
                 said = message or (str(exc) if exc else "") or "it could not be parsed"
-                error = ApiError(status, MALFORMED_HTTP, " ".join(said.split()))
+                error = ApiError(
+                    status, MALFORMED_HTTP, " ".join(said.split()), code=Code.MALFORMED
+                )
                 tally.refused(error)
                 log.debug(
                     "%s from %s: %s",

@@ -15,7 +15,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.dialects import intilery as mapping
-from gateway.errors import JSON, ApiError, bad_request, too_large
+from gateway.errors import JSON, ApiError, invalid, too_large
 from gateway.http import handlers
 from gateway.http.app_keys import INGEST, LIMITER, METRICS
 from gateway.http.body import read_body
@@ -115,7 +115,7 @@ def _batch(
     envelope = decode_batch(body)
     settings = ingest.settings
     if not envelope.batch:
-        raise bad_request("batch must not be empty")
+        raise invalid("batch must not be empty")
     if len(envelope.batch) > settings.max_batch_items:
         raise too_large(
             f"The batch has {len(envelope.batch)} items, more than {settings.max_batch_items}"

@@ -24,7 +24,7 @@ from aiohttp import web
 from gateway.errors import ApiError
 from gateway.http.handlers import Handler
 from gateway.ops.logs import REQUEST_ID
-from gateway.ops.metrics import Tally
+from gateway.ops.tally import Tally
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from gateway.errors import ApiError, bad_request, too_large
+from gateway.errors import ApiError, bad_request, invalid, too_large
 from gateway.http import handlers
 from gateway.http.app_keys import INGEST, METRICS
 from gateway.http.handlers import Handler
@@ -141,7 +141,7 @@ def decode_base64(data: str) -> bytes:
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise bad_request(
+        raise invalid(
             "Invalid base64", "data must be base64 JSON (standard or URL-safe alphabet)"
         ) from None
 
@@ -173,7 +173,7 @@ def nest(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
 
 
 def _conflict(key: str, prefix: str) -> ApiError:
-    return bad_request(
+    return invalid(
         "Conflicting query parameters", f"{key!r}: {prefix!r} is both a value and an object"
     )
 

@@ -1,59 +1,24 @@
-"""`GET /metrics`: the counted metrics, and what is read at scrape time.
+"""`GET /metrics`: the counted metrics, and the gauges read at scrape time.
 
 Counted (see `gateway.ops.metrics`): from this process's registry, or with `--workers N`
 from every process's multiprocess files, summed (see `gateway.ops.multiprocess`).
 
-Read at scrape time, the same whichever process answers:
-- the spool on disk, per slot under `<data-dir>/spool/` (a dead process's included);
-- from Redis: each partition's length, and per consumer group and partition its lag
-  (entries not yet delivered), pending entries and consumers, and its dead letters.
-  Lag is a fact about Redis, not about a process: reading it here means it is reported
-  even while every worker of a group is down, which is when it matters.
+Read at scrape time, the same whichever process answers (see `gateway.store.gauges`): the
+spool on disk, and from Redis the streams' lengths and each consumer group's lag, pending
+entries, consumers and dead letters.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any
-
 from aiohttp import web
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from redis.exceptions import RedisClusterException, RedisError
 
-from gateway.constants import all_events_keys, dead_letter_key
+from gateway.constants import all_events_keys
 from gateway.http.app_keys import METRICS, REDIS, SETTINGS
+from gateway.ops.exposition import Families, render
 from gateway.ops.multiprocess import current_dir
-from gateway.store.redis_client import AnyRedis
-from gateway.store.spool import SUFFIX
-
-REDIS_TIMEOUT = 1.0
-"""Seconds a scrape waits for Redis before it answers without the Redis gauges."""
-
-
-class Families(Collector):
-    """Collectors and ready-made families as one collector, for one scrape."""
-
-    def __init__(self, collectors: Sequence[Collector], families: Sequence[Metric]) -> None:
-        self._collectors = collectors
-        self._families = families
-
-    def collect(self) -> Iterable[Metric]:
-        """Every collector's metrics, then the families."""
-        for collector in self._collectors:
-            yield from collector.collect()
-        yield from self._families
-
-
-def render(request: web.Request, collector: Collector) -> web.Response:
-    """The exposition of `collector` in the format the scraper asks for."""
-    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return web.Response(body=encode(collector), headers={"Content-Type": content_type})
+from gateway.store.gauges import REDIS_TIMEOUT, redis_families, spool_families
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
@@ -72,121 +37,3 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     families = spool_families(settings.data_dir / "spool")
     families += await redis_families(app[REDIS], streams, within=REDIS_TIMEOUT)
     return render(request, Families([source], families))
-
-
-def spool_families(root: Path) -> list[Metric]:
-    """Bytes and segment files waiting for replay, per slot under `root` (one per process).
-
-    Per slot because `--spool-max-bytes` is per process: `max` says how close a spool is
-    to full, `sum` how much waits on this data dir.
-    """
-    size = GaugeMetricFamily(
-        "gateway_spool_bytes",
-        "Bytes in a spool slot waiting for replay (a slot per gateway process).",
-        labels=["slot"],
-    )
-    segments = GaugeMetricFamily(
-        "gateway_spool_segments",
-        "Spool files of a slot waiting for replay (each up to --spool-segment-bytes).",
-        labels=["slot"],
-    )
-    for slot in sorted(_entries(root), key=lambda entry: entry.name):
-        if not slot.is_dir():
-            continue
-        sizes = [_size(e) for e in _entries(Path(slot.path)) if e.name.endswith(SUFFIX)]
-        size.add_metric([slot.name], sum(sizes))
-        segments.add_metric([slot.name], sum(1 for n in sizes if n))
-    return [size, segments]
-
-
-async def redis_families(
-    redis: AnyRedis, streams: Sequence[str], within: float, group: str | None = None
-) -> list[Metric]:
-    """Stream lengths, and per group (or only `group`) lag, pending, consumers, dead letters.
-
-    `gateway_redis_up` is 0 and the rest left out when Redis does not answer `within` seconds.
-    """
-    up = GaugeMetricFamily("gateway_redis_up", "1 when Redis answered this scrape's reads, else 0.")
-    try:
-        async with asyncio.timeout(within):
-            families = await _read_redis(redis, streams, group)
-    except (RedisError, RedisClusterException, OSError, TimeoutError):
-        up.add_metric([], 0)
-        return [up]
-    up.add_metric([], 1)
-    return [up, *families]
-
-
-async def _read_redis(redis: AnyRedis, streams: Sequence[str], only: str | None) -> list[Metric]:
-    # Not `gateway.worker.status.collect`: it SCANs the keyspace for dead-letter streams,
-    # which with millions of keys is too slow for a scrape. The groups found on the
-    # partitions name their dead-letter streams instead.
-    pipe = redis.pipeline(transaction=False)
-    for stream in streams:
-        pipe.xlen(stream)
-        pipe.xinfo_groups(stream)
-    replies = await pipe.execute(raise_on_error=False)
-    length = GaugeMetricFamily(
-        "gateway_stream_length", "Entries in each partition stream.", labels=["stream"]
-    )
-    lag = GaugeMetricFamily(
-        "gateway_group_lag",
-        "Entries of a partition not yet delivered to a consumer group.",
-        labels=["group", "stream"],
-    )
-    pending = GaugeMetricFamily(
-        "gateway_group_pending",
-        "Entries delivered to a group's consumers and not yet acknowledged.",
-        labels=["group", "stream"],
-    )
-    consumers = GaugeMetricFamily(
-        "gateway_group_consumers",
-        "Consumers of a group on a partition.",
-        labels=["group", "stream"],
-    )
-    groups: set[str] = set()
-    for index, stream in enumerate(streams):
-        count, infos = replies[2 * index], replies[2 * index + 1]
-        if isinstance(count, Exception):
-            raise count
-        length.add_metric([stream], int(count))
-        for info in [] if isinstance(infos, Exception) else infos:  # no stream: no groups
-            name = _text(info["name"])
-            if only is not None and name != only:
-                continue
-            groups.add(name)
-            labels = [name, stream]
-            if info.get("lag") is not None:  # Redis cannot tell after deletions
-                lag.add_metric(labels, int(info["lag"]))
-            pending.add_metric(labels, int(info["pending"]))
-            consumers.add_metric(labels, int(info["consumers"]))
-    dead = GaugeMetricFamily(
-        "gateway_dead_letters", "Messages in a group's dead-letter stream.", labels=["group"]
-    )
-    if groups:
-        pipe = redis.pipeline(transaction=False)
-        names = sorted(groups)
-        for name in names:
-            pipe.xlen(dead_letter_key(name))
-        for name, count in zip(names, await pipe.execute(), strict=True):
-            dead.add_metric([name], int(count))
-    return [length, lag, pending, consumers, dead]
-
-
-def _entries(directory: Path) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(directory) as entries:
-            return list(entries)
-    except OSError:
-        return []
-
-
-def _size(entry: os.DirEntry[str]) -> int:
-    try:
-        return entry.stat().st_size
-    except OSError:  # replayed and deleted meanwhile
-        return 0
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

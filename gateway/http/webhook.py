@@ -17,7 +17,7 @@ import msgspec
 from aiohttp import web
 
 from gateway import __version__
-from gateway.errors import bad_request, partial, success, too_large
+from gateway.errors import bad_request, invalid, partial, success, too_large
 from gateway.http import handlers
 from gateway.http.app_keys import INGEST, METRICS
 from gateway.http.body import read_body
@@ -94,7 +94,7 @@ def parse(body: bytes, content_type: str) -> tuple[Payload, bytes]:
             if isinstance(value, dict | list):
                 return value, body
             if not is_form:
-                raise bad_request(
+                raise invalid(
                     "A webhook payload must be a JSON object or array", "or a form-encoded body"
                 )
     form = parse_form(body)

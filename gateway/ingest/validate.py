@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from gateway.errors import bad_request
+from gateway.errors import Code, bad_request, invalid
 
 NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
 Id = str | int
@@ -133,7 +133,9 @@ def may_nest_past(data: bytes, limit: int) -> bool:
 def check_depth(value: object, limit: int, path: str) -> None:
     """A 400 when `value` nests objects and arrays deeper than `limit`."""
     if _depth(value, limit) > limit:
-        raise bad_request("Message nested too deeply", f"{path} nests deeper than {limit} levels")
+        raise bad_request(
+            "Message nested too deeply", f"{path} nests deeper than {limit} levels", Code.TOO_DEEP
+        )
 
 
 def _depth(value: object, limit: int) -> int:
@@ -159,7 +161,7 @@ def parse_datetime(value: str, path: str) -> datetime:
     try:
         return msgspec.convert(value, datetime)
     except msgspec.ValidationError as exc:
-        raise bad_request("Invalid message", _at(str(exc), path)) from None
+        raise invalid("Invalid message", _at(str(exc), path)) from None
 
 
 def validate(message: dict[str, Any], kind: str, path: str) -> Message:
@@ -167,9 +169,9 @@ def validate(message: dict[str, Any], kind: str, path: str) -> Message:
     try:
         view = msgspec.convert(message, SCHEMAS[kind])
     except msgspec.ValidationError as exc:
-        raise bad_request("Invalid message", _at(str(exc), path)) from None
+        raise invalid("Invalid message", _at(str(exc), path)) from None
     if _missing(view.userId) and _missing(view.anonymousId):
-        raise bad_request("Invalid message", f"userId or anonymousId is required - at `{path}`")
+        raise invalid("Invalid message", f"userId or anonymousId is required - at `{path}`")
     return view
 
 
@@ -178,7 +180,7 @@ def message_type(message: dict[str, Any], path: str) -> str:
     kind = message.get("type")
     if kind not in SCHEMAS:
         got = "missing" if kind is None else repr(kind)
-        raise bad_request(
+        raise invalid(
             "Invalid message",
             f"type must be one of {', '.join(TYPES)}; got {got} - at `{path}.type`",
         )

@@ -1,6 +1,6 @@
-"""The gateway's own metrics: counted cheaply on the hot path, pushed to Prometheus in bulk.
+"""The gateway's own Prometheus metrics, into which the hot path's tally is pushed in bulk.
 
-A request adds to plain integers in a `Tally` (about 0.1 µs each); `Metrics.push` moves
+A request adds to plain integers in a `Tally` (`gateway.ops.tally`); `Metrics.push` moves
 what was added into `prometheus_client` counters and histograms once a second, before
 each scrape, and at shutdown. With `--workers N` those metrics live in
 `prometheus_client`'s multiprocess files (see `gateway.ops.multiprocess`), where every
@@ -9,146 +9,26 @@ instead of once per request keeps that off the hot path. The price: a scrape may
 up to a second of the other processes' counts, never any count for good.
 
 What is read at scrape time instead of counted (stream lengths, group lag, the spool on
-disk) is in `gateway.http.scrape`.
+disk) is in `gateway.store.gauges`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from redis.exceptions import ResponseError
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from gateway.errors import INVALID_WRITE_KEY, MALFORMED_HTTP, ApiError
 from gateway.ops import tasks
+from gateway.ops.bulk_histogram import BulkHistogram
+from gateway.ops.tally import FLUSH_BUCKETS, LATENCY_BUCKETS, Tally
 
 log = logging.getLogger(__name__)
 
 PUSH_INTERVAL = 1.0
 """Seconds between pushes of the tally into the Prometheus metrics."""
-
-LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, float("inf"),
-)  # fmt: skip
-"""Seconds from handing messages to the committer until they are durable."""
-FLUSH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, float("inf"))
-"""Entries per pipeline (or spool write)."""
-
-REASONS = {
-    INVALID_WRITE_KEY: "write_key",
-    "Invalid JSON": "malformed",
-    "Invalid UTF-8": "malformed",
-    "Invalid batch": "malformed",
-    "A message must be a JSON object": "malformed",
-    "Empty body": "malformed",
-    "Invalid form body": "malformed",
-    "Missing data": "malformed",
-    "Invalid query parameter": "malformed",
-    MALFORMED_HTTP: "malformed",
-    "Message nested too deeply": "too_deep",
-    "Invalid message": "invalid",
-}
-"""The reason label of a refusal, by the error's message; see `reason_of`."""
-
-
-def reason_of(error: ApiError) -> str:
-    """A short, bounded label for why `error` refused a message (never its free text)."""
-    if error.status == 413:
-        return "too_large"
-    if error.status == 415:
-        return "encoding"
-    if error.status in (401, 403):
-        return "auth"  # a token without rights (Intilery)
-    if error.status == 429:
-        return "rate_limited"
-    if error.status >= 500:
-        return "unavailable"
-    reason = REASONS.get(error.message)
-    if reason is None and error.message.startswith("Invalid ") and error.message.endswith(" body"):
-        reason = "malformed"  # a gzip or deflate body that does not inflate
-    return reason or "invalid"
-
-
-class _Buckets:
-    """A histogram as plain counts, for `Histogram` to take in bulk."""
-
-    __slots__ = ("bounds", "counts", "total")
-
-    def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = tuple(bounds)
-        self.counts = [0] * len(bounds)
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
-
-    def drain_into(self, histogram: Histogram) -> None:
-        # prometheus_client has no bulk observe: add to its (non-cumulative) bucket values
-        # and sum directly. tests/test_metrics.py checks the exposition these make.
-        for index, count in enumerate(self.counts):
-            if count:
-                histogram._buckets[index].inc(count)
-                self.counts[index] = 0
-        if self.total:
-            histogram._sum.inc(self.total)
-            self.total = 0.0
-
-
-class Tally:
-    """What this process counted since the last push: plain numbers, cheap to add to."""
-
-    def __init__(self) -> None:
-        self.requests: dict[tuple[str, str], dict[int, int]] = {}
-        """(route, method) -> status -> answers."""
-        self.accepted_redis = 0
-        self.accepted_spool = 0
-        self.duplicates = 0
-        self.rejected: dict[str, int] = {}
-        self.redis_errors: dict[str, int] = {}
-        self.latency = _Buckets(LATENCY_BUCKETS)
-        self.flush_sizes = _Buckets(FLUSH_BUCKETS)
-
-    def route(self, route: str, method: str) -> dict[int, int]:
-        """The answers of `method` on `route`, by status, for the caller to add to."""
-        return self.requests.setdefault((route, method), {})
-
-    def refused(self, error: ApiError, messages: int = 1) -> bool:
-        """Count `messages` refused with `error`; whether it counted them.
-
-        Not a 404 or 405 (a wrong route refuses no message), nor a 503 (the committer
-        counts those, with the number of messages it could not store).
-        """
-        if error.status >= 500 or error.status in (404, 405):
-            return False
-        self.reject(reason_of(error), messages)
-        return True
-
-    def refused_items(self, errors: Iterable[tuple[int, ApiError]]) -> None:
-        """The refused items of a batch."""
-        for _, error in errors:
-            self.refused(error)
-
-    def reject(self, reason: str, messages: int) -> None:
-        """`messages` refused for `reason`."""
-        self.rejected[reason] = self.rejected.get(reason, 0) + messages
-
-    def redis_error(self, exc: BaseException) -> None:
-        """A Redis operation that failed with `exc`."""
-        kind = _error_kind(exc)
-        self.redis_errors[kind] = self.redis_errors.get(kind, 0) + 1
-
-
-def _error_kind(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, ResponseError):
-        return "refused"  # Redis answered with an error (out of memory, read-only, ...)
-    return "connection"
 
 
 class Metrics:
@@ -184,16 +64,16 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        self.latency = Histogram(
+        self.latency = BulkHistogram(
             "gateway_enqueue_seconds",
             "Seconds from handing a request's messages to the committer until durable.",
-            buckets=LATENCY_BUCKETS,
+            LATENCY_BUCKETS,
             registry=r,
         )
-        self.flush_sizes = Histogram(
+        self.flush_sizes = BulkHistogram(
             "gateway_flush_entries",
             "Entries per Redis pipeline (XADDs through the dedupe script) or spool write.",
-            buckets=FLUSH_BUCKETS,
+            FLUSH_BUCKETS,
             registry=r,
         )
         self.redis_errors = Counter(
@@ -239,8 +119,8 @@ class Metrics:
             errors, tally.redis_errors = tally.redis_errors, {}
             for kind, count in errors.items():
                 self.redis_errors.labels(kind).inc(count)
-        tally.latency.drain_into(self.latency)
-        tally.flush_sizes.drain_into(self.flush_sizes)
+        self.latency.add(*tally.latency.take())
+        self.flush_sizes.add(*tally.flush_sizes.take())
         replayed = self.replayed()
         if replayed > self._replayed_pushed:
             self.replayed_total.inc(replayed - self._replayed_pushed)

@@ -2,7 +2,7 @@
 
 Each partition stream `gateway:events:{n}` (and its dedupe sets, same hash tag) lives in
 one slot, so one master. The writer learns which master owns which slot (`CLUSTER SLOTS`),
-splits each flush by owner, and sends each part through a single-node `Writer` (the same
+splits each flush by owner, and sends each part through a single-node `NodeWriter` (the same
 dedupe script and pipelining as one Redis) to its master, all parts at once.
 
 A part that comes back redirected (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`) or whose
@@ -23,8 +23,8 @@ import hiredis
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import ResponseError
 
-from gateway.store.dedupe import Writer
 from gateway.store.entry import Entry
+from gateway.store.node_writer import NodeWriter
 from gateway.store.resp import RespConnection, RespError, command
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ _REDIRECTS = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
 
 
 class ClusterWriter:
-    """Adds entries to their streams on a Redis Cluster; the interface of `dedupe.Writer`."""
+    """Adds entries to their streams on a Redis Cluster; the interface of `NodeWriter`."""
 
     def __init__(self, url: str, window: int, connect_timeout: float) -> None:
         parts = urllib.parse.urlsplit(url)
@@ -49,7 +49,7 @@ class ClusterWriter:
         self._owners: list[str] = []
         """The address (`host:port`) of the master of each slot; empty until learned."""
         self._slots: dict[str, int] = {}
-        self._writers: dict[str, Writer] = {}
+        self._writers: dict[str, NodeWriter] = {}
         self._refreshing = asyncio.Lock()
         self._generation = 0
         self.refreshes = 0
@@ -63,7 +63,7 @@ class ClusterWriter:
     async def write(self, entries: Sequence[Entry]) -> int:
         """Add `entries` (in order per stream); the number added, duplicates left out.
 
-        Raises as `Writer.write` does once a part failed `ATTEMPTS` times; parts may have
+        Raises as `NodeWriter.write` does once a part failed `ATTEMPTS` times; parts may have
         been added then, and writing all of it again adds none of them twice.
         """
         if not self._owners:
@@ -120,10 +120,10 @@ class ClusterWriter:
             parts.setdefault(owners[slot], []).append(entry)
         return parts
 
-    def _writer(self, node: str) -> Writer:
+    def _writer(self, node: str) -> NodeWriter:
         writer = self._writers.get(node)
         if writer is None:
-            writer = Writer(self._node_url(node), self._window, self._connect_timeout)
+            writer = NodeWriter(self._node_url(node), self._window, self._connect_timeout)
             self._writers[node] = writer
         return writer
 
@@ -161,7 +161,7 @@ class ClusterWriter:
                 connection.close()
         return _owners(reply, node.rpartition(":")[0].strip("[]"))
 
-    def _apply(self, owners: list[str]) -> list[Writer]:
+    def _apply(self, owners: list[str]) -> list[NodeWriter]:
         """Use the map `owners`; the writers of nodes that are no longer masters."""
         before = set(self._owners)
         self._owners = owners

@@ -2,9 +2,9 @@
 
 Each request hands its entries to the committer and waits. The committer collects what
 arrives while the event loop runs the handlers that are ready, then sends all of it as one
-pipeline (see `gateway.store.dedupe`), and wakes each request when its entries are durable.
-While `max_in_flight` pipelines are outstanding, new entries wait for the next one, so
-batches grow with the load instead of the round trips.
+pipeline (through the writer, `gateway.store.writers`), and wakes each request when its
+entries are durable. While `max_in_flight` pipelines are outstanding, new entries wait for
+the next one, so batches grow with the load instead of the round trips.
 
 A pipeline leaves as soon as `flush_at` entries wait (and a pipeline may go), without
 waiting for the handlers still ready to run: under load the loop finds many requests
@@ -30,7 +30,8 @@ from collections.abc import Awaitable, Sequence
 
 from redis.exceptions import RedisError
 
-from gateway.ops.metrics import Tally
+from gateway.errors import Code
+from gateway.ops.tally import Tally
 from gateway.store.entry import Entry
 from gateway.store.spool import Spool, SpoolFull
 from gateway.store.writers import EntryWriter
@@ -170,7 +171,7 @@ class Committer:
                 why,
                 extra={"event": event, "entries": len(entries)},
             )
-            tally.reject("unavailable", _settle(batch, Unavailable(why)))
+            tally.reject(Code.UNAVAILABLE, _settle(batch, Unavailable(why)))
         else:
             tally.accepted_spool += _settle(batch)
 

@@ -4,19 +4,18 @@ On one node the calls of a flush go out as one pipeline on a lean connection
 (`gateway.store.resp`). On a cluster each bucket lives in its own key's slot, on whichever
 master holds it: redis-py's cluster pipeline sends each master its calls and follows
 `MOVED`. Whether `--redis-url` is a cluster is decided as the hot path decides it
-(`gateway.store.redis_url`), when Redis first answers.
+(`gateway.store.redis_url`), when Redis first answers. A server that has forgotten the
+script gets it again, and only the calls it refused run again (`gateway.store.lua`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Protocol
 
 import hiredis
 from redis.asyncio import RedisCluster
-from redis.exceptions import NoScriptError
 
-from gateway.store import redis_client, redis_url
+from gateway.store import lua, redis_client, redis_url
 from gateway.store.resp import RespConnection, RespError, command
 
 SCRIPT = """
@@ -49,8 +48,7 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {granted, wait}
 """
-_SCRIPT = SCRIPT.encode()
-_SHA = hashlib.sha1(_SCRIPT).hexdigest().encode()
+RATE_LIMIT = lua.Script(SCRIPT)
 
 Call = tuple[bytes, bytes, bytes, bytes]
 """One script call: the bucket's key, the rate, the burst, the tokens wanted."""
@@ -86,18 +84,9 @@ class NodeRunner:
 
     async def run(self, calls: list[Call]) -> list[Any]:
         """As `ScriptRunner.run`."""
-        replies = await self._execute([command(b"EVALSHA", _SHA, b"1", *c) for c in calls])
-        missing = [
-            index
-            for index, reply in enumerate(replies)
-            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT")
-        ]
-        if missing:  # a restarted or failed-over server has forgotten the script
-            again = await self._execute(
-                [command(b"EVAL", _SCRIPT, b"1", *calls[index]) for index in missing]
-            )
-            for index, reply in zip(missing, again, strict=True):
-                replies[index] = reply
+        encoded = [command(b"EVALSHA", RATE_LIMIT.sha, b"1", *call) for call in calls]
+        replies = await self._execute(encoded)
+        replies = await lua.rerun_forgotten(encoded, replies, self._load_and_execute)
         for reply in replies:
             if isinstance(reply, hiredis.ReplyError):
                 raise RespError(f"the rate limit script failed: {reply}")
@@ -107,6 +96,10 @@ class NodeRunner:
         """As `ScriptRunner.close`."""
         if self._connection is not None:
             self._connection.close()
+
+    async def _load_and_execute(self, calls: list[bytes]) -> list[Any]:
+        """`calls` behind `SCRIPT LOAD`, in one pipeline; their replies."""
+        return (await self._execute([RATE_LIMIT.load, *calls]))[1:]
 
     async def _execute(self, calls: list[bytes]) -> list[Any]:
         # One flush at a time opens the connection: the limiter serialises `open_runner`,
@@ -127,9 +120,7 @@ class ClusterRunner:
     async def run(self, calls: list[Call]) -> list[Any]:
         """As `ScriptRunner.run`."""
         replies = await self._pipeline(calls)
-        if any(isinstance(reply, NoScriptError) for reply in replies):
-            await self._client.script_load(SCRIPT)  # on every master: one may be new
-            replies = await self._pipeline(calls)
+        replies = await lua.rerun_forgotten(calls, replies, self._load_and_pipeline)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise RespError(f"the rate limit script failed: {reply}")
@@ -139,10 +130,15 @@ class ClusterRunner:
         """As `ScriptRunner.close`."""
         await self._client.aclose()
 
+    async def _load_and_pipeline(self, calls: list[Call]) -> list[Any]:
+        """Load the script on every master (one may be new), then run `calls`."""
+        await self._client.script_load(SCRIPT)
+        return await self._pipeline(calls)
+
     async def _pipeline(self, calls: list[Call]) -> list[Any]:
         async with self._client.pipeline() as pipe:
             for call in calls:
                 # `execute_command`: redis-py refuses `pipe.evalsha` on a cluster, yet
                 # routes the command itself by its key.
-                pipe.execute_command("EVALSHA", _SHA, 1, *call)
+                pipe.execute_command("EVALSHA", RATE_LIMIT.sha, 1, *call)
             return list(await pipe.execute(raise_on_error=False))

@@ -1,8 +1,9 @@
 """Replay: a background task that moves spooled entries into their streams once Redis is back.
 
-It replays the spool's segments oldest first, in chunks, through the same dedupe script
-as live traffic (`gateway.store.dedupe`), so an entry Redis took before the spool did, or a
-chunk replayed again after a failure or a crash, is not added twice. A segment is deleted
+It replays the spool's segments oldest first, in chunks, through the same writer and
+dedupe script as live traffic (`gateway.store.dedupe_script`), so an entry Redis took
+before the spool did, or a chunk replayed again after a failure or a crash, is not added
+twice. A segment is deleted
 once all of it is in Redis. While Redis is away it probes it with a backoff, and it also
 replays the slots of gateway processes that are gone (`Spool.orphans`).
 """
@@ -17,7 +18,8 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.ops import tasks
 from gateway.store.redis_client import AnyRedis
-from gateway.store.spool import Spool, read_chunk
+from gateway.store.spool import Spool
+from gateway.store.spool_format import read_chunk
 from gateway.store.writers import EntryWriter
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,13 @@
 """A lean pipelined Redis connection for the hot path.
 
-redis-py's pipeline spends about 30 µs of Python per command building and parsing; the
-gateway sends one `XADD` per message, so that would be most of its budget. This connection
-writes pre-encoded RESP commands and parses the replies with hiredis (the C parser redis-py
-itself uses), about 4x cheaper. Several pipelines may be in flight on it at once; Redis
-answers them in order.
+Each flush of the group commit (`gateway.store.committer`) is one pipeline of dedupe
+script calls (`EVALSHA`), one call per chunk of up to 256 entries of a partition, each
+entry three of its arguments (`gateway.store.dedupe_script`). redis-py's pipeline spends
+tens of µs of Python per command building and parsing it, and more per argument; this
+connection writes commands the caller encoded once as RESP (`command`) and parses the
+replies with hiredis (the C parser redis-py itself uses). When the hot path still sent
+one `XADD` per message, that made a command about 4x cheaper (docs/performance.md).
+Several pipelines may be in flight on it at once; Redis answers them in order.
 
 It is deliberately small: one connection, commands in, replies out. Anything beyond the
 hot path (health checks, replays, workers) uses redis-py.

@@ -1,13 +1,8 @@
 """The local disk spool: where entries go when Redis cannot take them, until it can.
 
 A spool is a directory of append-only segment files, `<seq>.seg`, written in order and
-replayed in order (see `gateway.store.replay`). Each entry is one record::
-
-    length (u32 LE) | crc32 of length and payload (u32 LE) | payload (msgpack Entry)
-
-A crash can leave the last record of a segment torn (a short or garbled write); the
-reader detects it by its length or CRC and stops there: a torn record belongs to a write
-that never completed, so no request was answered for it.
+replayed in order (see `gateway.store.replay`). Each entry is one record, framed with its
+length and a checksum so that a torn write is found (see `gateway.store.spool_format`).
 
 Durability (`fsync`): every append is written with `write()` before the request is
 answered, which survives a crash of the gateway process (`kill -9`): the data is in the
@@ -27,93 +22,23 @@ import dataclasses
 import fcntl
 import logging
 import os
-import struct
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
-
-import msgspec
 
 from gateway.ops import tasks
 from gateway.settings import FSYNC_POLICIES
 from gateway.store.entry import Entry
+from gateway.store.spool_format import frame
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".seg"
 LOCK_FILE = "lock"
-HEADER = struct.Struct("<II")
-MAX_RECORD = 64 * 1024 * 1024
-"""No entry is this large (messages are limited to kilobytes); a longer length is damage."""
 SYNC_INTERVAL = 1.0
-
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(Entry).decode
 
 
 class SpoolFull(Exception):
     """The spool has no room for these entries."""
-
-
-def frame(entry: Entry) -> bytes:
-    """One entry as a spool record."""
-    payload = _encode(entry)
-    length = len(payload).to_bytes(4, "little")
-    return length + zlib.crc32(payload, zlib.crc32(length)).to_bytes(4, "little") + payload
-
-
-@dataclasses.dataclass
-class Chunk:
-    """Records read from a segment: the entries, where reading stopped, and whether it ended."""
-
-    entries: list[Entry]
-    offset: int
-    end: bool
-
-
-def read_chunk(path: Path, offset: int, max_records: int, max_bytes: int) -> Chunk:
-    """Up to `max_records` entries (about `max_bytes`) of the segment at `path` from `offset`.
-
-    `end` is true at the end of the segment, and at a torn or damaged record: whatever
-    follows one cannot be trusted, and is logged and skipped.
-    """
-    entries: list[Entry] = []
-    read = 0
-    with path.open("rb") as file:
-        file.seek(offset)
-        while len(entries) < max_records and read < max_bytes:
-            header = file.read(HEADER.size)
-            if not header:
-                return Chunk(entries, offset, True)
-            payload = _payload(file, header)
-            if isinstance(payload, str):
-                log.error("spool %s: %s at byte %d; skipping the rest", path, payload, offset)
-                return Chunk(entries, offset, True)
-            try:
-                entries.append(_decode(payload))
-            except msgspec.DecodeError as exc:  # CRC fine yet undecodable: a bug, not a tear
-                log.error(
-                    "spool %s: undecodable record at byte %d (%s); skipped", path, offset, exc
-                )
-            offset += HEADER.size + len(payload)
-            read += HEADER.size + len(payload)
-    return Chunk(entries, offset, False)
-
-
-def _payload(file: BinaryIO, header: bytes) -> bytes | str:
-    """The payload of the record whose `header` was just read, or what is wrong with it."""
-    if len(header) < HEADER.size:
-        return "torn record header"
-    length, crc = HEADER.unpack(header)
-    if length > MAX_RECORD:
-        return f"impossible record length {length}"
-    payload: bytes = file.read(length)
-    if len(payload) < length:
-        return f"torn record ({len(payload)} of {length} bytes)"
-    if zlib.crc32(payload, zlib.crc32(header[:4])) != crc:
-        return "record CRC mismatch"
-    return payload
 
 
 @dataclasses.dataclass(eq=False)
@@ -168,12 +93,20 @@ class Spool:
     def open(
         cls, root: Path, max_bytes: int, segment_bytes: int, fsync: str, max_slots: int = 1024
     ) -> Spool:
-        """The spool of this process: the first slot under `root` no live process holds."""
-        root.mkdir(parents=True, exist_ok=True)
-        for slot in range(max_slots):
-            spool = cls.adopt(root / str(slot), max_bytes, segment_bytes, fsync)
-            if spool is not None:
-                return spool
+        """The spool of this process: the first slot under `root` no live process holds.
+
+        An `OSError` that names `root` when it is not a directory this process can write.
+        """
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for slot in range(max_slots):
+                spool = cls.adopt(root / str(slot), max_bytes, segment_bytes, fsync)
+                if spool is not None:
+                    return spool
+        except OSError as exc:  # the same subclass (PermissionError, ...), a clearer message
+            # `mkdir(exist_ok=True)` says "File exists" of a file where a directory should be.
+            why = "not a directory" if isinstance(exc, FileExistsError) else exc.strerror
+            raise OSError(exc.errno, f"cannot keep the spool under {root}: {why}") from exc
         raise OSError(f"all {max_slots} spool slots under {root} are locked")
 
     @classmethod

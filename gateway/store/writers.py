@@ -1,4 +1,4 @@
-"""The writer of the hot path: one Redis node (`dedupe.Writer`) or a cluster (`ClusterWriter`).
+"""The writer of the hot path: one Redis node (`NodeWriter`) or a cluster (`ClusterWriter`).
 
 Which one is decided once: by the URL (`redis+cluster://`), else by asking the server
 (`gateway.store.redis_url.is_cluster`). When the server cannot be asked at start, the decision
@@ -14,8 +14,8 @@ from typing import Protocol
 
 from gateway.store import redis_url
 from gateway.store.cluster_writer import ClusterWriter
-from gateway.store.dedupe import Writer
 from gateway.store.entry import Entry
+from gateway.store.node_writer import NodeWriter
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class EntryWriter(Protocol):
     def write(self, entries: Sequence[Entry]) -> Awaitable[int]:
         """Add `entries` at most once each; the number added. Raises if any may be missing.
 
-        A writer may send before it returns the awaitable (`dedupe.Writer` does), so
+        A writer may send before it returns the awaitable (`NodeWriter` does), so
         that Redis works on the entries while the caller goes on. Failures are raised by
         the awaitable, never by the call: the committer has taken the requests by then.
         """
@@ -41,7 +41,7 @@ def make_writer(url: str, cluster: bool, window: int, timeout: float) -> EntryWr
     """The writer for a node (`cluster` False) or a cluster at `url` (without `+cluster`)."""
     if cluster:
         return ClusterWriter(url, window, timeout)
-    return Writer(url, window, timeout)
+    return NodeWriter(url, window, timeout)
 
 
 async def open_writer(

@@ -3,8 +3,9 @@
 The counts are the consumer's `Stats`, read when scraped: nothing is added to the
 delivery path. Each worker is one process with its own port, so Prometheus adds the
 workers of a group up itself (`sum by (group)`). The group's lag, pending entries and
-dead letters are read from Redis at scrape time (as the gateway's `/metrics` does too):
-every worker of a group reports the same values, so take `max by (group, stream)`.
+dead letters are read from Redis at scrape time (`gateway.store.gauges`, as the gateway's
+`/metrics` does too): every worker of a group reports the same values, so take
+`max by (group, stream)`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from aiohttp import web
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.http.scrape import REDIS_TIMEOUT, Families, redis_families, render
+from gateway.ops.exposition import Families, render
+from gateway.store.gauges import REDIS_TIMEOUT, redis_families
 from gateway.store.redis_client import AnyRedis
 from gateway.worker.options import Stats
 

@@ -13,8 +13,8 @@ from gateway.http.app_keys import COMMITTER
 from gateway.ops.embedded import RedisProcess, free_port
 from gateway.store import redis_url
 from gateway.store.cluster_writer import ClusterWriter
-from gateway.store.dedupe import Writer
 from gateway.store.entry import Entry
+from gateway.store.node_writer import NodeWriter
 from gateway.store.writers import DetectingWriter, open_writer
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_gateway_on_cluster import track
@@ -46,7 +46,7 @@ async def test_a_node_says_whether_it_is_a_cluster(
     single_writer, single = await open_writer(redis_server.url, 60, 2.0)
     assert isinstance(cluster_writer, ClusterWriter)
     assert known is True
-    assert isinstance(single_writer, Writer)
+    assert isinstance(single_writer, NodeWriter)
     assert single is False
     await cluster_writer.close()
     await single_writer.close()

@@ -43,6 +43,27 @@ async def test_buckets_spread_over_the_masters(
     assert len(holders) > 1  # twelve keys: on more than one master
 
 
+async def test_a_master_that_forgot_the_script_charges_no_one_twice(
+    cluster_server: Cluster,
+) -> None:
+    limiter = RateLimiter(cluster_server.seed, timeout=2.0, processes=1)
+    try:
+        limit = Limit(rate=0.01, burst=3)
+        names = [f"forgot-{n}" for n in range(12)]  # on every master
+        rounds = [await asyncio.gather(*(limiter.check(name, limit) for name in names))]
+        with cluster_server.client(0) as node:  # one master restarted; the others did not
+            node.script_flush()
+        for _ in range(4):
+            rounds.append(await asyncio.gather(*(limiter.check(name, limit) for name in names)))
+        # Only the calls the forgetful master refused run again: a caller whose call
+        # succeeded elsewhere is not charged a second time.
+        for index in range(len(names)):
+            assert [decisions[index].allowed for decisions in rounds] == [True] * 3 + [False] * 2
+        assert limiter.fallbacks == 0
+    finally:
+        await limiter.close()
+
+
 async def test_gateway_on_a_cluster_limits_intilery_tokens(
     make_gateway: MakeClient, cluster: RedisCluster, tmp_path: Path
 ) -> None:

@@ -1,0 +1,106 @@
+"""The dedupe script: adding entries to their streams at most once per `messageId` and source.
+
+Clients retry with the same `messageId` when an answer is lost, and the spool may replay
+an entry Redis took after all (a timeout is not a refusal). This Lua script, run by
+`EVALSHA` in the same pipeline as everything else (no extra round trip), checks and adds a
+chunk of entries as one atomic step; `calls` makes its calls for a flush, and
+`gateway.store.node_writer` sends them.
+
+The messageIds seen are members `<source>:<messageId>` of one set per partition and time
+bucket, `gateway:dedupe:{n}:<bucket>`, a bucket being a quarter of the window by Redis's
+clock (`TIME`). A chunk is checked with one `SMISMEMBER` per bucket that overlaps the window
+and marked with one `SADD`: two writes per chunk instead of one `SET ... EX` per message,
+which cost Redis as much as the `XADD` itself (see docs/durability.md). Each bucket expires
+a window after it ends, so an id is remembered for at least the window and at most
+a quarter more. The keys share the stream's hash tag: on a Redis Cluster, one slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gateway.constants import dedupe_prefix
+from gateway.store.entry import Entry
+from gateway.store.lua import Script
+from gateway.store.resp import command
+
+SCRIPT = """
+-- KEYS[1]: the stream; KEYS[2]: the prefix of its dedupe sets (same hash tag)
+-- ARGV[1]: the window in seconds (0: no dedupe); ARGV[2]: the bucket's length in seconds
+-- ARGV[3i], ARGV[3i + 1], ARGV[3i + 2]: data, source and member of entry i (from 1)
+local window = tonumber(ARGV[1])
+local count = (#ARGV - 2) / 3
+if window == 0 then
+  for i = 1, count do
+    redis.call('XADD', KEYS[1], '*', 'data', ARGV[3 * i], 'source', ARGV[3 * i + 1])
+  end
+  return count
+end
+local span = tonumber(ARGV[2])
+local now = tonumber(redis.call('TIME')[1])
+local current = math.floor(now / span)
+local members = {}
+for i = 1, count do members[i] = ARGV[3 * i + 2] end
+local seen = {}
+for bucket = math.floor((now - window) / span), current do
+  local found = redis.call('SMISMEMBER', KEYS[2] .. bucket, unpack(members))
+  for i = 1, count do
+    if found[i] == 1 then seen[members[i]] = true end
+  end
+end
+local added = {}
+local failed = nil
+for i = 1, count do
+  local member = members[i]
+  if not seen[member] then
+    seen[member] = true  -- the same id twice in one chunk
+    -- XADD before marking: if it fails (e.g. out of memory) no member claims an entry
+    -- that is not in the stream; the ones added before it are still marked
+    local id = redis.pcall('XADD', KEYS[1], '*', 'data', ARGV[3 * i], 'source', ARGV[3 * i + 1])
+    if type(id) == 'table' and id.err then
+      failed = id
+      break
+    end
+    added[#added + 1] = member
+  end
+end
+if #added > 0 then
+  local key = KEYS[2] .. current
+  redis.call('SADD', key, unpack(added))
+  redis.call('EXPIREAT', key, (current + 1) * span + window)
+end
+if failed then return failed end
+return #added
+"""
+DEDUPE = Script(SCRIPT)
+
+CHUNK = 256
+"""Entries per script call: a call blocks Redis while it runs, so keep each one short."""
+
+BUCKETS_PER_WINDOW = 4
+"""A window is checked in this many buckets (plus the current one's remainder)."""
+
+
+def bucket_seconds(window: int) -> int:
+    """The length of a dedupe bucket for `window` (at least a second)."""
+    return max(1, -(-window // BUCKETS_PER_WINDOW))
+
+
+def calls(entries: Sequence[Entry], window: bytes, span: bytes) -> list[bytes]:
+    """The script's calls (RESP `EVALSHA`s) that add `entries`, in order per stream.
+
+    `window` and `span` are the window and `bucket_seconds` of it, as decimal bytes.
+    """
+    by_stream: dict[str, list[Entry]] = {}
+    for entry in entries:
+        by_stream.setdefault(entry.stream, []).append(entry)
+    out: list[bytes] = []
+    for stream, group in by_stream.items():
+        keys = (stream.encode(), dedupe_prefix(stream).encode())
+        for start in range(0, len(group), CHUNK):
+            args = [window, span]
+            for entry in group[start : start + CHUNK]:
+                source = entry.source.encode()
+                args += (entry.data, source, b"%s:%s" % (source, entry.message_id.encode()))
+            out.append(command(b"EVALSHA", DEDUPE.sha, b"2", *keys, *args))
+    return out

@@ -1,0 +1,147 @@
+"""Gauges of what the store holds, read when scraped rather than counted.
+
+- the spool on disk, per slot under `<data-dir>/spool/` (a dead process's included);
+- from Redis: each partition's length, and per consumer group and partition its lag
+  (entries not yet delivered), pending entries and consumers, and its dead letters.
+  Lag is a fact about Redis, not about a process: reading it at scrape time means it is
+  reported even while every worker of a group is down, which is when it matters.
+
+The gateway's `GET /metrics` (`gateway.http.scrape`) reports all of them, a worker's
+(`gateway.worker.metrics`) the Redis ones of its group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from redis.exceptions import RedisClusterException, RedisError
+
+from gateway.constants import dead_letter_key
+from gateway.store.redis_client import AnyRedis
+from gateway.store.spool import SUFFIX
+
+REDIS_TIMEOUT = 1.0
+"""Seconds a scrape waits for Redis before it answers without the Redis gauges."""
+
+
+def spool_families(root: Path) -> list[Metric]:
+    """Bytes and segment files waiting for replay, per slot under `root` (one per process).
+
+    Per slot because `--spool-max-bytes` is per process: `max` says how close a spool is
+    to full, `sum` how much waits on this data dir.
+    """
+    size = GaugeMetricFamily(
+        "gateway_spool_bytes",
+        "Bytes in a spool slot waiting for replay (a slot per gateway process).",
+        labels=["slot"],
+    )
+    segments = GaugeMetricFamily(
+        "gateway_spool_segments",
+        "Spool files of a slot waiting for replay (each up to --spool-segment-bytes).",
+        labels=["slot"],
+    )
+    for slot in sorted(_entries(root), key=lambda entry: entry.name):
+        if not slot.is_dir():
+            continue
+        sizes = [_size(e) for e in _entries(Path(slot.path)) if e.name.endswith(SUFFIX)]
+        size.add_metric([slot.name], sum(sizes))
+        segments.add_metric([slot.name], sum(1 for n in sizes if n))
+    return [size, segments]
+
+
+async def redis_families(
+    redis: AnyRedis, streams: Sequence[str], within: float, group: str | None = None
+) -> list[Metric]:
+    """Stream lengths, and per group (or only `group`) lag, pending, consumers, dead letters.
+
+    `gateway_redis_up` is 0 and the rest left out when Redis does not answer `within` seconds.
+    """
+    up = GaugeMetricFamily("gateway_redis_up", "1 when Redis answered this scrape's reads, else 0.")
+    try:
+        async with asyncio.timeout(within):
+            families = await _read_redis(redis, streams, group)
+    except (RedisError, RedisClusterException, OSError, TimeoutError):
+        up.add_metric([], 0)
+        return [up]
+    up.add_metric([], 1)
+    return [up, *families]
+
+
+async def _read_redis(redis: AnyRedis, streams: Sequence[str], only: str | None) -> list[Metric]:
+    # Not `gateway.worker.status.collect`: it SCANs the keyspace for dead-letter streams,
+    # which with millions of keys is too slow for a scrape. The groups found on the
+    # partitions name their dead-letter streams instead.
+    pipe = redis.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xlen(stream)
+        pipe.xinfo_groups(stream)
+    replies = await pipe.execute(raise_on_error=False)
+    length = GaugeMetricFamily(
+        "gateway_stream_length", "Entries in each partition stream.", labels=["stream"]
+    )
+    lag = GaugeMetricFamily(
+        "gateway_group_lag",
+        "Entries of a partition not yet delivered to a consumer group.",
+        labels=["group", "stream"],
+    )
+    pending = GaugeMetricFamily(
+        "gateway_group_pending",
+        "Entries delivered to a group's consumers and not yet acknowledged.",
+        labels=["group", "stream"],
+    )
+    consumers = GaugeMetricFamily(
+        "gateway_group_consumers",
+        "Consumers of a group on a partition.",
+        labels=["group", "stream"],
+    )
+    groups: set[str] = set()
+    for index, stream in enumerate(streams):
+        count, infos = replies[2 * index], replies[2 * index + 1]
+        if isinstance(count, Exception):
+            raise count
+        length.add_metric([stream], int(count))
+        for info in [] if isinstance(infos, Exception) else infos:  # no stream: no groups
+            name = _text(info["name"])
+            if only is not None and name != only:
+                continue
+            groups.add(name)
+            labels = [name, stream]
+            if info.get("lag") is not None:  # Redis cannot tell after deletions
+                lag.add_metric(labels, int(info["lag"]))
+            pending.add_metric(labels, int(info["pending"]))
+            consumers.add_metric(labels, int(info["consumers"]))
+    dead = GaugeMetricFamily(
+        "gateway_dead_letters", "Messages in a group's dead-letter stream.", labels=["group"]
+    )
+    if groups:
+        pipe = redis.pipeline(transaction=False)
+        names = sorted(groups)
+        for name in names:
+            pipe.xlen(dead_letter_key(name))
+        for name, count in zip(names, await pipe.execute(), strict=True):
+            dead.add_metric([name], int(count))
+    return [length, lag, pending, consumers, dead]
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+def _size(entry: os.DirEntry[str]) -> int:
+    try:
+        return entry.stat().st_size
+    except OSError:  # replayed and deleted meanwhile
+        return 0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
