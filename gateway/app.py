@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.http import pixel, routes
 from gateway.http.app_keys import (
     COMMITTER,
+    FIRST_CONTACT,
     INGEST,
     LIMITER,
     METRICS,
@@ -27,6 +28,7 @@ from gateway.settings import Settings
 from gateway.store import redis_client, redis_url
 from gateway.store.cluster_writer import ClusterWriter
 from gateway.store.committer import Committer
+from gateway.store.first_contact import FirstContact
 from gateway.store.ratelimit import RateLimiter
 from gateway.store.replay import Replayer
 from gateway.store.spool import Spool
@@ -97,18 +99,14 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     redis = redis_client.connect(
         redis_url.parse(settings.redis_url).url, settings.redis_timeout, cluster=cluster
     )
+    first_contact = FirstContact(redis, settings.redis_url, settings.redis_timeout)
     try:
-        try:
-            await redis.ping()
-        except Exception as exc:
-            log.warning(
-                "Redis is not reachable yet (%s); spooling until it is",
-                exc,
-                extra={"event": "redis_down"},
-            )
+        await first_contact.start()  # an ERROR, repeated, while Redis has never answered
         app[REDIS] = redis
+        app[FIRST_CONTACT] = first_contact
         yield
     finally:
+        await first_contact.stop()
         await redis.aclose()
 
 

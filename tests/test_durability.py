@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.constants import events_key
@@ -72,7 +73,10 @@ async def down_redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
 
 
 async def test_while_redis_is_down_messages_are_spooled_then_replayed_in_order(
-    make_client: MakeClient, down_redis: RedisProcess, tmp_path: Path
+    make_client: MakeClient,
+    down_redis: RedisProcess,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     client = await make_client(redis_url=down_redis.url, redis_timeout=0.5, partitions=2)
     users = ["ann", "bob", "cy"]
@@ -80,11 +84,15 @@ async def test_while_redis_is_down_messages_are_spooled_then_replayed_in_order(
     for message in sent[:20]:
         assert (await client.post("/v1/track", json=message)).status == 200
     assert list((tmp_path / "data" / "spool").glob("*/*.seg"))  # on disk, not in memory
+    # A Redis never reached since the start is a configuration mistake, not an outage.
     ready = await client.get("/ready")
-    assert ready.status == 200
-    assert (await ready.json())["redis"] == "down"
+    assert ready.status == 503
+    assert (await ready.json())["redis"] == "unreachable since start"
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(f"Redis at {down_redis.url} is unreachable since" in e for e in errors)
 
     await asyncio.to_thread(down_redis.start)
+    await eventually(lambda: _ready(client))
     for message in sent[20:]:  # sent while replay may be running: must not overtake
         assert (await client.post("/v1/track", json=message)).status == 200
     redis = Redis.from_url(down_redis.url)
@@ -99,6 +107,10 @@ async def test_while_redis_is_down_messages_are_spooled_then_replayed_in_order(
         assert list((tmp_path / "data" / "spool").glob("*/*.seg")) == []
     finally:
         await redis.aclose()
+
+
+async def _ready(client: TestClient[Any, Any]) -> bool:
+    return (await client.get("/ready")).status == 200
 
 
 async def test_a_redis_that_does_not_answer_is_treated_as_down(
@@ -117,8 +129,10 @@ async def test_a_redis_that_does_not_answer_is_treated_as_down(
         assert r.status == 200
         assert list((tmp_path / "data" / "spool").glob("*/*.seg"))
         ready = await client.get("/ready")
-        assert ready.status == 200
-        assert (await ready.json())["spool"]["replaying"] is True
+        assert ready.status == 503
+        body = await ready.json()
+        assert body["redis"] == "unreachable since start"
+        assert body["spool"]["replaying"] is True
     finally:
         server.close()
 

@@ -9,6 +9,7 @@ from gateway.ingest.pipeline import Ingest
 from gateway.ops.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store.committer import Committer
+from gateway.store.first_contact import FirstContact
 from gateway.store.ratelimit import RateLimiter
 from gateway.store.redis_client import AnyRedis
 from gateway.store.spool import Spool
@@ -22,3 +23,4 @@ METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", RateLimiter)
 WRITER: web.AppKey[EntryWriter] = web.AppKey("writer")
 SPOOL = web.AppKey("spool", Spool)
+FIRST_CONTACT = web.AppKey("first_contact", FirstContact)

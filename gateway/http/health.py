@@ -3,7 +3,9 @@
 `GET /health`: the process is alive and serving (liveness). `GET /ready`: it can make
 messages durable right now (readiness): the spool has room, or it is empty and Redis
 answers. A gateway that is spooling through a Redis outage is ready; one whose spool is
-full is not, so a load balancer sends the traffic to a sibling that can take it.
+full is not, so a load balancer sends the traffic to a sibling that can take it. Nor is
+one that has never reached Redis since it started (`redis: unreachable since start`):
+that is a configuration mistake, not an outage (see `gateway.store.first_contact`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from aiohttp import web
 from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.errors import JSON
-from gateway.http.app_keys import COMMITTER, REDIS, SETTINGS
+from gateway.http.app_keys import COMMITTER, FIRST_CONTACT, REDIS, SETTINGS
 from gateway.store import redis_client
 
 PING_TIMEOUT = 0.5
@@ -31,10 +33,11 @@ async def ready(request: web.Request) -> web.StreamResponse:
     """200 when a message sent now would get a 200; 503 with `Retry-After` otherwise."""
     spool = request.app[COMMITTER].spool
     redis_up = await _ping(request)
-    ready = spool.has_room() or (redis_up and spool.empty)
+    reached = request.app[FIRST_CONTACT].reached or redis_up
+    ready = reached and (spool.has_room() or (redis_up and spool.empty))
     body = {
         "status": "ready" if ready else "unavailable",
-        "redis": "up" if redis_up else "down",
+        "redis": ("up" if redis_up else "down") if reached else "unreachable since start",
         "spool": {
             "bytes": spool.bytes,
             "max_bytes": spool.max_bytes,
