@@ -17,11 +17,23 @@ import msgspec
 from aiohttp import web
 
 from gateway import __version__
-from gateway.errors import bad_request, partial, success, too_large
+from gateway.errors import JSON, bad_request, partial, success, too_large
 from gateway.http import handlers
 from gateway.http.app_keys import INGEST, METRICS
 from gateway.http.body import read_body
-from gateway.http.handlers import Handler
+from gateway.http.handlers import Routes
+from gateway.http.openapi_parts import (
+    AUTH,
+    BATCH_ANSWERS,
+    CONTENT_ENCODING,
+    WRITE_KEY_QUERY,
+    Family,
+    PathItems,
+    alias,
+    examples,
+    op_id,
+    operation,
+)
 from gateway.ingest.sources import Source
 from gateway.ingest.validate import TYPES, check_depth, may_nest_past
 
@@ -35,7 +47,7 @@ _HIDDEN_HEADER_PARTS = ("signature", "secret", "token", "auth", "key", "cookie",
 Payload = dict[str, Any] | list[Any]
 
 
-def routes() -> dict[str, dict[str, Handler]]:
+def routes() -> Routes:
     """Path -> method -> handler of the webhook routes."""
     return {path: {"POST": handle} for path in PATHS}
 
@@ -73,6 +85,39 @@ async def handle(request: web.Request) -> web.StreamResponse:
         entry = ingest.message(message, "track", arrival, source, "$")
     await handlers.commit(request, (entry,))
     return success()
+
+
+def describe() -> Family:
+    """`/v1/webhook` and `/v1/w`, for the OpenAPI document."""
+    payload = {
+        "description": "A Segment message or batch is ingested as such; any other JSON "
+        "object or array, or form, is wrapped as a `track` message.",
+        "oneOf": [{"type": "object"}, {"type": "array"}],
+    }
+    stripe = {"id": "evt_1", "type": "invoice.paid", "data": {"object": {"amount_paid": 4200}}}
+    items: PathItems = {}
+    for path in PATHS:
+        items[path] = {
+            "post": operation(
+                op_id("post", path),
+                "Webhooks",
+                "Another platform's payload",
+                "Give the platform `https://your-gateway/v1/webhook?writeKey=K`. The URL's "
+                "writeKey wins over the body's; HTTP Basic over both.",
+                parameters=[CONTENT_ENCODING, WRITE_KEY_QUERY],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        JSON: {"schema": payload, **examples(platform=stripe)},
+                        FORM: {"schema": {"type": "object"}},
+                    },
+                },
+                responses=BATCH_ANSWERS,
+                security=AUTH,
+                **alias(path, PATHS[0]),
+            )
+        }
+    return Family(items)
 
 
 def parse(body: bytes, content_type: str) -> tuple[Payload, bytes]:
