@@ -116,7 +116,8 @@ async def _ingest(request: web.Request, kind: str, read: _Reader) -> None:
     message, raw = read(request, settings.max_message_bytes)
     ingest.check_depth(raw, message, "$")
     arrival = handlers.arrival_of(request)
-    key = arrival.basic_key or arrival.query_key or _str(message.get("writeKey"))
+    # `data` is the message, not a body: its writeKey comes last (docs/decisions.md).
+    key = arrival.write_key(pixel_key=message.get("writeKey"))
     entry = ingest.message(message, kind, arrival, ingest.source(key), "$")
     await handlers.commit(request, (entry,))
 
@@ -189,10 +190,6 @@ def _conflict(key: str, prefix: str) -> ApiError:
 
 def _too_large(limit: int, details: str) -> ApiError:
     return too_large(f"Message is larger than {limit} bytes", details)
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def encode_data(message: dict[str, Any]) -> str:

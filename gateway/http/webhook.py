@@ -8,7 +8,6 @@ or Shopify-style webhooks land without code; see `wrap` for its shape.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from typing import Any
 from urllib.parse import parse_qsl
@@ -58,8 +57,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
     settings = ingest.settings
     body = await read_body(request, settings.max_batch_bytes, "The webhook")
     arrival = handlers.arrival_of(request)
-    # The URL's writeKey is the one the user gave the platform: it wins over the body's.
-    arrival = dataclasses.replace(arrival, basic_key=arrival.basic_key or arrival.query_key)
     payload, raw = parse(body, request.headers.get("Content-Type", ""))
     if isinstance(payload, dict) and isinstance(payload.get("batch"), list):
         entries, errors = ingest.batch(raw, arrival)
@@ -74,11 +71,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
         )
     if isinstance(payload, dict) and payload.get("type") in TYPES:
         ingest.check_depth(raw, payload, "$")
-        key = arrival.basic_key or _str(payload.get("writeKey"))
+        key = arrival.write_key(payload.get("writeKey"))
         entry = ingest.message(payload, payload["type"], arrival, ingest.source(key), "$")
     else:
         body_key = payload.pop("writeKey", None) if isinstance(payload, dict) else None
-        source = ingest.source(arrival.basic_key or _str(body_key))
+        source = ingest.source(arrival.write_key(body_key))
         message = wrap(payload, source, raw, request)
         if may_nest_past(raw, settings.max_depth - 2):
             check_depth(message, settings.max_depth, "$")
@@ -102,8 +99,8 @@ def describe() -> Family:
                 op_id("post", path),
                 "Webhooks",
                 "Another platform's payload",
-                "Give the platform `https://your-gateway/v1/webhook?writeKey=K`. The URL's "
-                "writeKey wins over the body's; HTTP Basic over both.",
+                "Give the platform `https://your-gateway/v1/webhook?writeKey=K`. The writeKey "
+                "is looked for as on every route: HTTP Basic, the body's `writeKey`, the URL's.",
                 parameters=[CONTENT_ENCODING, WRITE_KEY_QUERY],
                 requestBody={
                     "required": True,
@@ -211,7 +208,3 @@ def platform_headers(request: web.Request) -> dict[str, str]:
         if lower.startswith("x-") and not any(part in lower for part in _HIDDEN_HEADER_PARTS):
             kept.setdefault(lower, value)
     return kept
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
