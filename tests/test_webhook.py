@@ -280,7 +280,7 @@ INVALID_KEY = {"Error": "Bad Request", "Message": "Invalid or missing writekey",
         (f"/v1/w?writeKey={KEY}", b"{broken", {}, 400, "Invalid JSON"),
         (f"/v1/w?writeKey={KEY}", b"", {}, 400, "Empty body"),
         (f"/v1/w?writeKey={KEY}", b'"just a string"', {}, 400, "A webhook payload must be"),
-        (f"/v1/w?writeKey={KEY}", b"\xff\xfe{}", {}, 400, "Invalid JSON"),
+        (f"/v1/w?writeKey={KEY}", b"\xff\xfe{}", {}, 400, "Invalid UTF-8"),
         (
             f"/v1/w?writeKey={KEY}",
             b"a=\xff",

@@ -38,7 +38,13 @@ from gateway.http.openapi_parts import (
 )
 from gateway.ingest.enrich import Arrival
 from gateway.ingest.pipeline import Ingest
-from gateway.ingest.validate import check_depth, decode_json, may_nest_past
+from gateway.ingest.validate import (
+    UNDECODABLE,
+    check_depth,
+    decode_json,
+    may_nest_past,
+    undecodable,
+)
 from gateway.store import rejected
 from gateway.store.entry import Entry
 
@@ -47,7 +53,6 @@ BATCH_PATH = "/events/batch"
 DEPRECATION = "@1701388800"
 """RFC 9745's `Deprecation` value for v1: 2023-12-01, when Commanders Act retired it."""
 
-_decode = msgspec.json.Decoder().decode
 Mapper = Callable[[dict[str, Any], str | None], dict[str, Any]]
 
 
@@ -102,9 +107,8 @@ async def batch(request: web.Request, reporter: rejected.Reporter) -> web.Stream
         _json(body)
         await _reject(request, reporter, caller, f"not a batch: {exc}", body)
         return _answer(bearer)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        _json(body)
-        raise bad_request("Invalid JSON") from None
+    except UNDECODABLE as exc:
+        raise undecodable(body, exc, _BODY) from None
     if len(items) > settings.max_batch_items:
         raise bad_request(
             "Request too large",
@@ -117,7 +121,8 @@ async def batch(request: web.Request, reporter: rejected.Reporter) -> web.Stream
                 f"event {index} of the batch is {len(raw)} bytes, "
                 f"more than {settings.max_message_bytes}",
             )
-    events = [(index, bytes(raw), _decode(raw)) for index, raw in enumerate(items)]
+    # The envelope's decoder skips over the items: each may still be invalid UTF-8.
+    events = [(index, bytes(raw), _json(raw)) for index, raw in enumerate(items)]
     await _ingest(request, reporter, caller, commanders_act.V2, commanders_act.from_v2, events)
     return _answer(bearer)
 
@@ -228,9 +233,12 @@ async def _read(request: web.Request, limit: int, what: str) -> bytes:
         raise
 
 
-def _json(body: bytes) -> object:
+_BODY = "the body"
+
+
+def _json(body: bytes | msgspec.Raw) -> object:
     """Any JSON value; the 400 for invalid JSON or UTF-8."""
-    return decode_json(body, "the body")
+    return decode_json(body, _BODY)
 
 
 def _why(error: ApiError) -> str:

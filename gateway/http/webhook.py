@@ -34,7 +34,7 @@ from gateway.http.openapi_parts import (
     operation,
 )
 from gateway.ingest.sources import Source
-from gateway.ingest.validate import TYPES, check_depth, may_nest_past
+from gateway.ingest.validate import TYPES, UNDECODABLE, check_depth, may_nest_past, undecodable
 
 PATHS = ("/v1/webhook", "/v1/w")
 FORM = "application/x-www-form-urlencoded"
@@ -127,11 +127,9 @@ def parse(body: bytes, content_type: str) -> tuple[Payload, bytes]:
     if not is_form or stripped[:1] in (b"{", b"["):
         try:
             value = msgspec.json.decode(body)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            if not is_form:
-                raise bad_request("Invalid JSON", str(exc)) from None
-        except RecursionError:
-            raise bad_request("Invalid JSON", "the body is nested too deeply") from None
+        except UNDECODABLE as exc:
+            if not is_form or isinstance(exc, RecursionError):
+                raise undecodable(body, exc, "$") from None
         else:
             if isinstance(value, dict | list):
                 return value, body

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from gateway.errors import bad_request
+from gateway.errors import ApiError, bad_request
 
 NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
 Id = str | int
@@ -91,16 +91,34 @@ _decode_any = msgspec.json.Decoder().decode
 _decode_batch = msgspec.json.Decoder(Batch).decode
 
 
+UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What decoding JSON raises for bytes that are not JSON: catch these, answer `undecodable`.
+(`UnicodeDecodeError`: msgspec before 0.23; `RecursionError`: nesting past the stack.)"""
+
+
+def undecodable(data: bytes | msgspec.Raw, error: BaseException, path: str) -> ApiError:
+    """The one 400 for a body (or item at `path`) that did not decode: `Invalid UTF-8` when
+    its bytes are not UTF-8, `Invalid JSON` otherwise.
+
+    UTF-8 is checked here, on the failure path only, rather than read from msgspec's error:
+    msgspec 0.22 raised `UnicodeDecodeError` where 0.23 raises a `DecodeError` with its own
+    text (or, for some bytes, a "malformed" one).
+    """
+    try:
+        bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return bad_request("Invalid UTF-8", _at(f"{exc.reason} at byte {exc.start}", path))
+    if isinstance(error, RecursionError):
+        return bad_request("Invalid JSON", f"{path} is nested too deeply")
+    return bad_request("Invalid JSON", _at(str(error), path))
+
+
 def decode_json(data: bytes | msgspec.Raw, path: str) -> Any:
     """Decode any JSON value; a 400 for invalid JSON or UTF-8, naming `path`."""
     try:
         return _decode_any(data)
-    except UnicodeDecodeError as exc:
-        raise bad_request("Invalid UTF-8", f"{exc.reason} at byte {exc.start} of {path}") from None
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise bad_request("Invalid JSON", _at(str(exc), path)) from None
-    except RecursionError:
-        raise bad_request("Invalid JSON", f"{path} is nested too deeply") from None
+    except UNDECODABLE as exc:
+        raise undecodable(data, exc, path) from None
 
 
 def decode_object(data: bytes | msgspec.Raw, path: str) -> dict[str, Any]:
@@ -115,14 +133,10 @@ def decode_batch(data: bytes) -> Batch:
     """Decode a batch request's envelope; its items stay raw."""
     try:
         return _decode_batch(data)
-    except UnicodeDecodeError as exc:
-        raise bad_request("Invalid UTF-8", f"{exc.reason} at byte {exc.start}") from None
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError as exc:  # JSON, but not a batch
         raise bad_request("Invalid batch", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise bad_request("Invalid JSON", str(exc)) from None
-    except RecursionError:
-        raise bad_request("Invalid JSON", "the body is nested too deeply") from None
+    except UNDECODABLE as exc:
+        raise undecodable(data, exc, "$") from None
 
 
 def may_nest_past(data: bytes, limit: int) -> bool:
