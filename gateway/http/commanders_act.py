@@ -152,7 +152,7 @@ async def _ingest(
         try:
             entries.append(_accept(ingest, caller, mapper, arrival, index, raw, value))
         except (commanders_act.MappingError, ApiError) as exc:
-            latest = str(exc) if isinstance(exc, commanders_act.MappingError) else _why(exc)
+            latest = str(exc) if isinstance(exc, commanders_act.MappingError) else exc.summary
             refused.append(_record(request, caller, dialect, latest, raw, index, arrival))
     await handlers.commit(request, entries + refused)  # nothing to commit returns at once
     if refused:
@@ -239,10 +239,6 @@ _BODY = "the body"
 def _json(body: bytes | msgspec.Raw) -> object:
     """Any JSON value; the 400 for invalid JSON or UTF-8."""
     return decode_json(body, _BODY)
-
-
-def _why(error: ApiError) -> str:
-    return f"{error.message}: {error.details}" if error.details else error.message
 
 
 _V2_EXAMPLE: Json = {

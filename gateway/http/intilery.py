@@ -167,16 +167,12 @@ class BatchRefused(ApiError):
 
 def error_response(exc: ApiError) -> web.Response:
     """`{"success": false, "message": ...}` (and a refused batch's `errors`)."""
-    body: dict[str, Any] = {"success": False, "message": _text(exc)}
+    body: dict[str, Any] = {"success": False, "message": exc.summary}
     if isinstance(exc, BatchRefused):
-        body["errors"] = [{"index": index, "message": _text(error)} for index, error in exc.items]
+        body["errors"] = [{"index": index, "message": error.summary} for index, error in exc.items]
     return web.Response(
         status=exc.status, body=_encode(body), content_type=JSON, headers=exc.headers
     )
-
-
-def _text(exc: ApiError) -> str:
-    return f"{exc.message}: {exc.details}" if exc.details else exc.message
 
 
 def describe() -> Family:

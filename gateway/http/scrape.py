@@ -17,7 +17,6 @@ import asyncio
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
@@ -29,6 +28,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from gateway.constants import all_events_keys, dead_letter_key
 from gateway.http.app_keys import METRICS, REDIS, SETTINGS
 from gateway.ops.multiprocess import current_dir
+from gateway.ops.text import as_text as _text
 from gateway.store.redis_client import AnyRedis
 from gateway.store.spool import SUFFIX
 
@@ -186,7 +186,3 @@ def _size(entry: os.DirEntry[str]) -> int:
         return entry.stat().st_size
     except OSError:  # replayed and deleted meanwhile
         return 0
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
