@@ -10,7 +10,6 @@ import functools
 import html
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -18,8 +17,7 @@ from aiohttp import web
 from gateway.errors import JSON
 from gateway.http import openapi
 from gateway.http.handlers import Routes
-
-Json = dict[str, Any]
+from gateway.http.openapi_parts import Json
 
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*([^*]+)\*\*")

@@ -86,7 +86,7 @@ def json_errors(runner: web.BaseRunner, tally: Tally) -> None:
     if type(server) is not web.Server:
         raise TypeError(f"expected a set-up runner's web.Server, not {server!r}")
 
-    class Handler(RequestHandler):
+    class JsonErrorHandler(RequestHandler):
         __slots__ = ()  # aiohttp's handler's layout: each connection's handler becomes one
 
         def handle_error(
@@ -118,10 +118,10 @@ def json_errors(runner: web.BaseRunner, tally: Tally) -> None:
             response.force_close()
             return response
 
-    class Server(web.Server):
+    class JsonErrorServer(web.Server):
         def __call__(self) -> RequestHandler:
             handler = super().__call__()
-            handler.__class__ = Handler
+            handler.__class__ = JsonErrorHandler
             return handler
 
-    server.__class__ = Server
+    server.__class__ = JsonErrorServer

@@ -44,7 +44,7 @@ def table() -> Routes:
 def add_routes(app: web.Application, routes: Routes) -> None:
     """Register `routes` exactly, and a fallback that finds them under untidy paths.
 
-    Every handler answers through `middleware.answering` (JSON errors, CORS); inside that,
+    Every handler answers through `answering.answering` (JSON errors, CORS); inside that,
     each answer is counted and has a request id (`gateway.http.observe`). A path may have
     `{name}` segments (aiohttp's syntax): each matches one path segment.
     """

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from gateway.ingest.validate import Message
+from gateway.ingest.validate import MessageView
 from gateway.ops import timestamps
 
 
@@ -65,7 +65,7 @@ def merge_batch_defaults(
         message["sentAt"] = sent_at
 
 
-def enrich(message: dict[str, Any], view: Message, kind: str, arrival: Arrival) -> None:
+def enrich(message: dict[str, Any], view: MessageView, kind: str, arrival: Arrival) -> None:
     """Add the gateway's fields to a validated message, in place.
 
     `view` is the validated reading of `message` (parsed timestamps among it).

@@ -15,8 +15,8 @@ from gateway.errors import INVALID_WRITE_KEY, ApiError, invalid_write_key, too_l
 from gateway.ingest.enrich import Arrival, enrich, merge_batch_defaults
 from gateway.ingest.sources import Source, Sources
 from gateway.ingest.validate import (
-    Batch,
-    Message,
+    BatchBody,
+    MessageView,
     check_depth,
     decode_batch,
     decode_object,
@@ -82,7 +82,7 @@ class Ingest:
         self,
         raw: msgspec.Raw,
         path: str,
-        envelope: Batch,
+        envelope: BatchBody,
         shared: Source | None,
         arrival: Arrival,
     ) -> Entry:
@@ -129,7 +129,7 @@ class Ingest:
         if may_nest_past(raw, self.settings.max_depth):
             check_depth(value, self.settings.max_depth, path)
 
-    def _stream_of(self, view: Message) -> str:
+    def _stream_of(self, view: MessageView) -> str:
         if len(self._streams) == 1:
             return self._streams[0]
         user = view.userId if view.userId not in (None, "") else view.anonymousId

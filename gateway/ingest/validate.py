@@ -22,8 +22,9 @@ RequiredId = NonEmptyStr | int
 """groupId, previousId, and an alias's userId."""
 
 
-class Message(msgspec.Struct, kw_only=True):
-    """The fields every message type shares, as far as the gateway reads them."""
+class MessageView(msgspec.Struct, kw_only=True):
+    """A validated reading of a message: the fields every type shares, as far as the gateway
+    reads them. The message itself stays the decoded dict, which is what is stored."""
 
     userId: Id | None = None
     anonymousId: Id | None = None
@@ -36,16 +37,16 @@ class Message(msgspec.Struct, kw_only=True):
     writeKey: str | None = None
 
 
-class Identify(Message, kw_only=True):
+class Identify(MessageView, kw_only=True):
     traits: dict[str, Any] | None = None
 
 
-class Track(Message, kw_only=True):
+class Track(MessageView, kw_only=True):
     event: NonEmptyStr
     properties: dict[str, Any] | None = None
 
 
-class Page(Message, kw_only=True):
+class Page(MessageView, kw_only=True):
     name: str | None = None
     properties: dict[str, Any] | None = None
 
@@ -54,17 +55,17 @@ class Screen(Page, kw_only=True):
     pass
 
 
-class Group(Message, kw_only=True):
+class Group(MessageView, kw_only=True):
     groupId: RequiredId
     traits: dict[str, Any] | None = None
 
 
-class Alias(Message, kw_only=True):
+class Alias(MessageView, kw_only=True):
     userId: RequiredId
     previousId: RequiredId
 
 
-SCHEMAS: dict[str, type[Message]] = {
+SCHEMAS: dict[str, type[MessageView]] = {
     "identify": Identify,
     "track": Track,
     "page": Page,
@@ -75,9 +76,9 @@ SCHEMAS: dict[str, type[Message]] = {
 TYPES = tuple(SCHEMAS)
 
 
-class Batch(msgspec.Struct):
-    """A batch request. Items stay raw until each is decoded alone, so one bad item fails
-    alone and each item's size is known without encoding it again."""
+class BatchBody(msgspec.Struct):
+    """A batch request's body (the envelope). Items stay raw until each is decoded alone,
+    so one bad item fails alone and each item's size is known without encoding it again."""
 
     batch: list[msgspec.Raw]
     context: dict[str, Any] | None = None
@@ -88,7 +89,7 @@ class Batch(msgspec.Struct):
 
 
 _decode_any = msgspec.json.Decoder().decode
-_decode_batch = msgspec.json.Decoder(Batch).decode
+_decode_batch = msgspec.json.Decoder(BatchBody).decode
 
 
 UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
@@ -129,7 +130,7 @@ def decode_object(data: bytes | msgspec.Raw, path: str) -> dict[str, Any]:
     return value
 
 
-def decode_batch(data: bytes) -> Batch:
+def decode_batch(data: bytes) -> BatchBody:
     """Decode a batch request's envelope; its items stay raw."""
     try:
         return _decode_batch(data)
@@ -176,7 +177,7 @@ def parse_datetime(value: str, path: str) -> datetime:
         raise bad_request("Invalid message", _at(str(exc), path)) from None
 
 
-def validate(message: dict[str, Any], kind: str, path: str) -> Message:
+def validate(message: dict[str, Any], kind: str, path: str) -> MessageView:
     """Check `message` against the schema of `kind`; a 400 naming the field otherwise."""
     try:
         view = msgspec.convert(message, SCHEMAS[kind])
