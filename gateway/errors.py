@@ -76,6 +76,12 @@ class ApiError(Exception):
         """The status's reason phrase, as the `Error` field."""
         return HTTPStatus(self.status).phrase
 
+    @property
+    def summary(self) -> str:
+        """`Message: Details` (or the message alone) in one line, for an answer in another
+        vendor's shape or a record of why."""
+        return f"{self.message}: {self.details}" if self.details else self.message
+
     def as_dict(self) -> dict[str, str]:
         """The error object, as it appears alone or in a batch's `Errors` list."""
         return {"Error": self.error, "Message": self.message, "Details": self.details}

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import json
 import zlib
+from base64 import b64encode
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -84,6 +85,52 @@ async def test_invalid_utf8_in_one_batch_item_fails_that_item(
     answer = await response.json()
     assert [(e["Index"], e["Message"]) for e in answer["Errors"]] == [(1, "Invalid UTF-8")]
     assert [m["event"] for m in await stream_messages(redis)] == ["ok"]
+
+
+BAD_UTF8 = b'{"userId": "u1", "event": "caf\xe9"}'
+BAD_JSON = b'{"userId": "u1", "event": }'
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/track",
+        "/v1/batch",
+        "/v1/webhook",
+        "/events",
+        "/events/batch",
+        "/track/acme/shop/SHOP/v1/track",
+        "/track/acme/shop/SHOP/v1/batch",
+    ],
+)
+@pytest.mark.parametrize(
+    ("body", "message"), [(BAD_UTF8, "Invalid UTF-8"), (BAD_JSON, "Invalid JSON")]
+)
+async def test_every_route_family_answers_an_undecodable_body_alike(
+    client: TestClient[Any, Any], redis: Redis, path: str, body: bytes, message: str
+) -> None:
+    if path.endswith("batch"):
+        body = b'{"batch": [' + body + b"]}"
+    response = await client.post(path, data=body, headers={"auth-token": "t"})
+    assert response.status == 400
+    answer = await response.json()
+    if "Errors" in answer:  # `/v1/batch`: an item that does not decode fails alone (a 400 here)
+        [answer] = answer["Errors"]
+    # Intilery's routes answer in Intilery's shape: `message` is "Message: Details".
+    said = answer.get("Message") or answer["message"].partition(":")[0]
+    assert said == message
+    assert await stream_messages(redis) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"), [(BAD_UTF8, "Invalid UTF-8"), (BAD_JSON, "Invalid JSON")]
+)
+async def test_a_pixel_names_an_undecodable_message_alike(
+    client: TestClient[Any, Any], body: bytes, message: str
+) -> None:
+    response = await client.get("/v1/pixel/track", params={"data": b64encode(body).decode()})
+    assert response.status == 200
+    assert response.headers["X-Pixel-Rejected"] == f"400 {message}"
 
 
 async def test_invalid_json_batch_is_400(client: TestClient[Any, Any], redis: Redis) -> None:

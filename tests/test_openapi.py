@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from aiohttp.test_utils import TestClient
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from gateway.http import openapi, routes
@@ -76,3 +77,70 @@ async def test_docs_page_lists_every_route_and_needs_nothing_else(
     # Self-contained: no script, and nothing loaded from another host.
     assert "<script" not in page
     assert not re.search(r'(src|href)="(?!#|/openapi\.json")', page)
+
+
+def examples() -> list[tuple[str, str, str, str, Any, dict[str, Any]]]:
+    """(path, method, where, name, value, schema) of every example in the document."""
+    found = []
+    for path, item in openapi.document()["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", ()):
+                for name, example in parameter.get("examples", {}).items():
+                    where = f"parameter {parameter['name']}"
+                    found.append((path, method, where, name, example["value"], parameter["schema"]))
+            body = operation.get("requestBody", {}).get("content", {})
+            answers = [("request", body)] + [
+                (f"answer {status}", answer.get("content", {}))
+                for status, answer in operation["responses"].items()
+            ]
+            for where, content in answers:
+                for media in content.values():
+                    for name, example in media.get("examples", {}).items():
+                        found.append((path, method, where, name, example["value"], media["schema"]))
+    return found
+
+
+def test_every_route_family_shows_an_example_request_and_answer() -> None:
+    families = {
+        tag
+        for item in openapi.document()["paths"].values()
+        for operation in item.values()
+        for tag in operation["tags"]
+    } - {"CORS", "Operations", "Documentation"}
+    tag_of = {
+        (path, method): operation["tags"][0]
+        for path, item in openapi.document()["paths"].items()
+        for method, operation in item.items()
+    }
+    shown = {(tag_of[path, method], where.split()[0]) for path, method, where, *_ in examples()}
+    # A pixel's request is its query parameter; Health has no request to show.
+    wanted = {(family, kind) for family in families for kind in ("request", "answer")}
+    wanted -= {("Pixels", "request"), ("Pixels", "answer"), ("Health", "request")}
+    wanted |= {("Pixels", "parameter")}
+    assert wanted - shown == set()
+
+
+def test_every_example_matches_its_schema() -> None:
+    components = openapi.document()["components"]
+    for path, method, where, name, value, schema in examples():
+        # The schema's `#/components/...` references resolve against the document's root.
+        validator = Draft202012Validator({**schema, "components": components})
+        errors = [e.message for e in validator.iter_errors(value)]
+        assert errors == [], (path, method, where, name)
+
+
+async def test_every_request_example_is_accepted(client: TestClient[Any, Any]) -> None:
+    # In open mode (no sources file), as the examples assume no key.
+    for path, method, where, name, value, _ in examples():
+        if method == "head" or not where.startswith(("request", "parameter")):
+            continue
+        url = path.replace("{clientId}/{accountId}/{brandId}", "acme/shop/SHOP")
+        url = url.replace("{action}", name)
+        if method == "post":
+            response = await client.post(url, json=value, headers={"auth-token": "t"})
+            assert response.status == 200, (path, name, await response.text())
+        else:
+            query = value if isinstance(value, dict) else {where.split()[1]: value}
+            response = await client.get(url, params=query)
+            assert response.status == 200, (path, name)
+            assert "X-Pixel-Rejected" not in response.headers, (path, name)

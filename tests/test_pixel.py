@@ -18,7 +18,9 @@ from gateway.ops.embedded import free_port
 from tests.conftest import MakeClient, stream_messages
 
 KEY = "wk_mail_1"
-SOURCES = Sources([Source(id="mail", write_keys=[KEY])])
+SOURCES = Sources(
+    [Source(id="mail", write_keys=[KEY]), Source(id="other", write_keys=["wk_other"])]
+)
 
 
 def b64(message: object, alphabet: str = "standard", padding: bool = True) -> str:
@@ -109,6 +111,17 @@ async def test_write_key_inside_or_in_the_query(
     else:
         params["writeKey"] = KEY
     assert await get_gif(client, "/v1/pixel/track", data=b64(message), **params) is None
+    [landed] = await stream_messages(redis)
+    assert landed["_source"] == "mail"
+    assert "writeKey" not in landed
+
+
+async def test_query_key_beats_the_key_inside_data(make_client: MakeClient, redis: Redis) -> None:
+    # The contract's order: Basic, the body, the query, inside the pixel's `data`. A pixel
+    # has no body: `data` is the message, and its key comes last (docs/decisions.md).
+    client = await make_client(SOURCES)
+    message = {**OPENED, "writeKey": "wk_other"}
+    assert await get_gif(client, "/v1/pixel/track", data=b64(message), writeKey=KEY) is None
     [landed] = await stream_messages(redis)
     assert landed["_source"] == "mail"
     assert "writeKey" not in landed

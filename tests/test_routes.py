@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway.http.routes import BATCH_PATHS, SINGLE_PATHS
+from gateway.http.handlers import BATCH_PATHS, SINGLE_PATHS
 from tests.conftest import stream_messages
 
 MESSAGES: dict[str, dict[str, Any]] = {

@@ -189,7 +189,7 @@ async def test_segment_batch_from_another_platform(
     hooks: TestClient[Any, Any], redis: Redis
 ) -> None:
     """A platform that already speaks Segment: its batch lands item by item, its own
-    writeKey overridden by the URL's."""
+    writeKey winning over the URL's, as on every route."""
     batch = {
         "writeKey": "wk_other",
         "sentAt": "2024-05-01T12:00:01.000Z",
@@ -211,7 +211,7 @@ async def test_segment_batch_from_another_platform(
     assert identify["traits"] == {"email": "u42@example.com"}
     assert track["event"] == "Email Delivered"
     assert track["context"]["library"]["name"] == "customerio"  # not wrapped
-    assert {identify["_source"], track["_source"]} == {"stripe"}  # the URL's key won
+    assert {identify["_source"], track["_source"]} == {"other"}  # the body's key won
 
 
 async def test_segment_batch_with_a_bad_item(hooks: TestClient[Any, Any], redis: Redis) -> None:
@@ -244,11 +244,22 @@ async def test_write_key_in_the_body_when_the_url_has_none(
     assert message["properties"] == {"ping": True}  # the writeKey is not stored
 
 
-async def test_query_key_overrides_the_body_key(hooks: TestClient[Any, Any], redis: Redis) -> None:
-    status, _ = await post(hooks, f"/v1/w?writeKey={KEY}", b'{"writeKey": "wk_other", "a": 1}')
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"writeKey": "wk_other", "a": 1}',  # wrapped
+        b'{"writeKey": "wk_other", "type": "track", "userId": "u", "event": "E"}',  # a message
+    ],
+)
+async def test_body_key_beats_the_query_key(
+    hooks: TestClient[Any, Any], redis: Redis, body: bytes
+) -> None:
+    # The contract's order on every route: Basic, the body, the query (docs/decisions.md).
+    status, _ = await post(hooks, f"/v1/w?writeKey={KEY}", body)
     assert status == 200
     [message] = await stream_messages(redis)
-    assert message["_source"] == "stripe"
+    assert message["_source"] == "other"
+    assert "writeKey" not in message
 
 
 async def test_open_mode(client: TestClient[Any, Any], redis: Redis) -> None:
@@ -269,7 +280,7 @@ INVALID_KEY = {"Error": "Bad Request", "Message": "Invalid or missing writekey",
         (f"/v1/w?writeKey={KEY}", b"{broken", {}, 400, "Invalid JSON"),
         (f"/v1/w?writeKey={KEY}", b"", {}, 400, "Empty body"),
         (f"/v1/w?writeKey={KEY}", b'"just a string"', {}, 400, "A webhook payload must be"),
-        (f"/v1/w?writeKey={KEY}", b"\xff\xfe{}", {}, 400, "Invalid JSON"),
+        (f"/v1/w?writeKey={KEY}", b"\xff\xfe{}", {}, 400, "Invalid UTF-8"),
         (
             f"/v1/w?writeKey={KEY}",
             b"a=\xff",

@@ -101,6 +101,17 @@ async def test_batch_top_level_key(sourced: TestClient[Any, Any], redis: Redis) 
     assert [m["_source"] for m in await stream_messages(redis)] == ["server"]
 
 
+@pytest.mark.parametrize("path", ["/v1/batch", "/beacon/v1/batch"])
+async def test_batch_body_key_beats_the_query_key(
+    sourced: TestClient[Any, Any], redis: Redis, path: str
+) -> None:
+    body = {"writeKey": "wk_server", "batch": [{"type": "track", **TRACK}]}
+    response = await sourced.post(path, json=body, params={"writeKey": "wk_live"})
+    assert response.status == 200
+    [stored] = await stream_messages(redis)
+    assert stored["_source"] == "server"
+
+
 async def test_batch_with_a_bad_request_key_is_refused_whole(
     sourced: TestClient[Any, Any], redis: Redis
 ) -> None:

@@ -10,16 +10,14 @@ import functools
 import html
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from gateway.errors import JSON
 from gateway.http import openapi
-from gateway.http.handlers import Handler
-
-Json = dict[str, Any]
+from gateway.http.handlers import Routes
+from gateway.http.openapi_parts import Json
 
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*([^*]+)\*\*")
@@ -50,7 +48,7 @@ async def docs(request: web.Request) -> web.StreamResponse:
     return web.Response(text=page(), content_type="text/html")
 
 
-def routes() -> dict[str, dict[str, Handler]]:
+def routes() -> Routes:
     """Path -> method -> handler of the documentation routes."""
     return {"/openapi.json": {"GET": openapi_json}, "/docs": {"GET": docs}}
 
@@ -89,8 +87,7 @@ def page() -> str:
     parts.extend(_preflight(document["paths"]))
     parts.append("<h2>Schemas</h2>")
     for name, schema in document["components"]["schemas"].items():
-        pretty = msgspec.json.format(msgspec.json.encode(schema), indent=2).decode()
-        parts.append(f'<h3 id="schema-{_e(name)}">{_e(name)}</h3><pre>{_e(pretty)}</pre>')
+        parts.append(f'<h3 id="schema-{_e(name)}">{_e(name)}</h3><pre>{_e(_pretty(schema))}</pre>')
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -153,6 +150,11 @@ def _operation(path: str, method: str, operation: Json, aliases: list[str]) -> l
             for kind, media in body["content"].items()
         )
         out.append(f"<p>Body: {kinds}</p>")
+        for media in body["content"].values():
+            for name, example in media.get("examples", {}).items():
+                out.append(
+                    f"<p>Example ({_e(name)}):</p><pre>{_e(_pretty(example['value']))}</pre>"
+                )
     out.append(_responses(operation["responses"]))
     return out
 
@@ -180,6 +182,10 @@ def _preflight(paths: Json) -> list[str]:
         f"{_inline(preflight['summary'])}. {_inline(preflight['description'])}</p>",
         _responses(preflight["responses"]),
     ]
+
+
+def _pretty(value: object) -> str:
+    return msgspec.json.format(msgspec.json.encode(value), indent=2).decode()
 
 
 def _schema_link(schema: Json) -> str:

@@ -10,7 +10,6 @@ too large; an event that cannot be accepted goes to the rejected-events stream i
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,15 +17,34 @@ import msgspec
 from aiohttp import web
 
 from gateway.dialects import commanders_act
-from gateway.errors import ApiError, bad_request, invalid, success
+from gateway.errors import JSON, ApiError, invalid, success
 from gateway.http import handlers
 from gateway.http.app_keys import INGEST, REDIS
 from gateway.http.body import read_body
-from gateway.http.handlers import Handler
+from gateway.http.commanders_act_caller import Caller, authenticate, source_key
+from gateway.http.handlers import Routes
+from gateway.http.openapi_parts import (
+    CONTENT_ENCODING,
+    EVENT_ERRORS,
+    SUCCESS,
+    Family,
+    Json,
+    PathItems,
+    error,
+    error_body,
+    examples,
+    op_id,
+    operation,
+)
 from gateway.ingest.enrich import Arrival
 from gateway.ingest.pipeline import Ingest
-from gateway.ingest.sources import OPEN_SOURCE, Source, Sources
-from gateway.ingest.validate import check_depth, decode_json, may_nest_past
+from gateway.ingest.validate import (
+    UNDECODABLE,
+    check_depth,
+    decode_json,
+    may_nest_past,
+    undecodable,
+)
 from gateway.store import rejected
 from gateway.store.entry import Entry
 
@@ -35,7 +53,6 @@ BATCH_PATH = "/events/batch"
 DEPRECATION = "@1701388800"
 """RFC 9745's `Deprecation` value for v1: 2023-12-01, when Commanders Act retired it."""
 
-_decode = msgspec.json.Decoder().decode
 Mapper = Callable[[dict[str, Any], str | None], dict[str, Any]]
 
 
@@ -46,18 +63,7 @@ class _Envelope(msgspec.Struct):
 _decode_envelope = msgspec.json.Decoder(_Envelope).decode
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Caller:
-    """Who a request says it comes from, and whether that is accepted."""
-
-    site_id: str | None
-    source: Source | None
-    """The source its token belongs to (for the rejected stream even when refused)."""
-    refusal: str | None
-    """Why none of its events can be accepted; `None` when they may be."""
-
-
-def routes() -> dict[str, dict[str, Handler]]:
+def routes() -> Routes:
     """Path -> method -> handler of the Commanders Act routes."""
     reporter = rejected.Reporter()
 
@@ -75,7 +81,7 @@ async def event(request: web.Request, reporter: rejected.Reporter) -> web.Stream
     ingest = request.app[INGEST]
     body = await _read(request, ingest.settings.max_message_bytes, "The event")
     value = _json(body)
-    token, bearer = _token(request)
+    token, bearer = source_key(request)
     v1 = commanders_act.is_v1(value, bearer)
     caller = authenticate(ingest.sources, token, request.query.get("tc_s"))
     dialect, mapper = (
@@ -92,7 +98,7 @@ async def batch(request: web.Request, reporter: rejected.Reporter) -> web.Stream
     ingest = request.app[INGEST]
     settings = ingest.settings
     body = await _read(request, settings.max_batch_bytes, "The batch")
-    token, bearer = _token(request)
+    token, bearer = source_key(request)
     caller = authenticate(ingest.sources, token, request.query.get("tc_s"))
     try:
         items = _decode_envelope(body).batch
@@ -101,9 +107,8 @@ async def batch(request: web.Request, reporter: rejected.Reporter) -> web.Stream
         _json(body)
         await _reject(request, reporter, caller, f"not a batch: {exc}", body)
         return _answer(bearer)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        _json(body)
-        raise bad_request("Invalid JSON") from None
+    except UNDECODABLE as exc:
+        raise undecodable(body, exc, _BODY) from None
     if len(items) > settings.max_batch_items:
         raise invalid(
             "Request too large",
@@ -116,7 +121,8 @@ async def batch(request: web.Request, reporter: rejected.Reporter) -> web.Stream
                 f"event {index} of the batch is {len(raw)} bytes, "
                 f"more than {settings.max_message_bytes}",
             )
-    events = [(index, bytes(raw), _decode(raw)) for index, raw in enumerate(items)]
+    # The envelope's decoder skips over the items: each may still be invalid UTF-8.
+    events = [(index, bytes(raw), _json(raw)) for index, raw in enumerate(items)]
     await _ingest(request, reporter, caller, commanders_act.V2, commanders_act.from_v2, events)
     return _answer(bearer)
 
@@ -126,29 +132,6 @@ def _answer(deprecated: bool) -> web.Response:
     if deprecated:
         response.headers["Deprecation"] = DEPRECATION
     return response
-
-
-def authenticate(sources: Sources, token: str | None, site_id: str | None) -> Caller:
-    """Check `token` as a source key and `tc_s` against its source's site.
-
-    In open mode (no sources file) every request is accepted as the source `default`:
-    nothing is configured to check against, as for writeKeys.
-    """
-    site_id = site_id or None
-    if sources.open:
-        return Caller(site_id, OPEN_SOURCE, None)
-    if not token:
-        return Caller(site_id, None, "missing token")
-    source = sources.by_commanders_act_key(token)
-    if source is None or source.commanders_act is None:
-        return Caller(site_id, None, "unknown token")
-    if not source.enabled:
-        return Caller(site_id, source, f"source {source.id!r} is disabled")
-    if site_id is None:
-        return Caller(site_id, source, "missing tc_s")
-    if site_id != str(source.commanders_act.site_id):
-        return Caller(site_id, source, f"tc_s {site_id!r} is not the site of the token")
-    return Caller(site_id, source, None)
 
 
 async def _ingest(
@@ -169,7 +152,7 @@ async def _ingest(
         try:
             entries.append(_accept(ingest, caller, mapper, arrival, index, raw, value))
         except (commanders_act.MappingError, ApiError) as exc:
-            latest = str(exc) if isinstance(exc, commanders_act.MappingError) else _why(exc)
+            latest = str(exc) if isinstance(exc, commanders_act.MappingError) else exc.summary
             refused.append(_record(request, caller, dialect, latest, raw, index, arrival))
     await handlers.commit(request, entries + refused)  # nothing to commit returns at once
     if refused:
@@ -250,22 +233,91 @@ async def _read(request: web.Request, limit: int, what: str) -> bytes:
         raise
 
 
-def _json(body: bytes) -> object:
+_BODY = "the body"
+
+
+def _json(body: bytes | msgspec.Raw) -> object:
     """Any JSON value; the 400 for invalid JSON or UTF-8."""
-    return decode_json(body, "the body")
+    return decode_json(body, _BODY)
 
 
-def _why(error: ApiError) -> str:
-    return f"{error.message}: {error.details}" if error.details else error.message
+_V2_EXAMPLE: Json = {
+    "event_name": "purchase",
+    "value": 42.5,
+    "currency": "EUR",
+    "user": {"id": "u-1", "consistent_anonymous_id": "a-7"},
+    "context": {"event_id": "e-1", "event_timestamp": 1701388800000},
+}
 
 
-def _token(request: web.Request) -> tuple[str | None, bool]:
-    """The source key, and whether it came the v1 way: `?token=` (v2) wins over
-    `Authorization: Bearer KEY` (v1)."""
-    query = request.query.get("token")
-    if query:
-        return query, False
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip(), True
-    return None, False
+def describe() -> Family:
+    """`/events` and `/events/batch`, for the OpenAPI document."""
+    query = [
+        {
+            "name": "tc_s",
+            "in": "query",
+            "required": False,
+            "description": "The Commanders Act site id; must match the source's `site_id`.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "token",
+            "in": "query",
+            "required": False,
+            "description": "The source key (v2); v1 sends it as `Authorization: Bearer`.",
+            "schema": {"type": "string"},
+        },
+        CONTENT_ENCODING,
+    ]
+    answers = {
+        "200": {
+            **SUCCESS["200"],
+            "description": "Taken: every event is stored, or (refused key, unmappable event) "
+            "recorded in the `gateway:rejected` stream with the reason.",
+            "headers": {
+                "Deprecation": {
+                    "description": "On a v1 request: v1 is deprecated (RFC 9745).",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        "400": error(
+            "Invalid JSON or UTF-8, an unsupported `Content-Encoding`, or too large "
+            "(32 KB per event, 500 KB per batch): nothing stored.",
+            error_body("Bad Request", "Request too large", "the batch has 3000 events"),
+        ),
+        "503": EVENT_ERRORS["503"],
+    }
+    batch_schema = {
+        "type": "object",
+        "required": ["batch"],
+        "properties": {"batch": {"type": "array"}},
+    }
+    described = (
+        (
+            EVENT_PATH,
+            "One Commanders Act event (v2, or v1 with a Bearer key)",
+            {"type": "object"},
+            _V2_EXAMPLE,
+        ),
+        (BATCH_PATH, "A batch of Commanders Act v2 events", batch_schema, {"batch": [_V2_EXAMPLE]}),
+    )
+    items: PathItems = {}
+    for path, summary, schema, example in described:
+        items[path] = {
+            "post": operation(
+                op_id("post", path),
+                "Commanders Act",
+                summary,
+                "Mapped to a Segment `track` message; see docs/commanders-act.md. Answers as "
+                "Commanders Act's documents say: 200 for everything parseable, 400 otherwise.",
+                parameters=query,
+                requestBody={
+                    "required": True,
+                    "content": {JSON: {"schema": schema, **examples(v2=example)}},
+                },
+                responses=answers,
+                security=[{}, {"bearerAuth": []}],
+            )
+        }
+    return Family(items)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.http.handlers import Handler
+from gateway.http.handlers import Routes
 
 ALLOW_METHODS = "POST, GET, OPTIONS"
 MAX_AGE = "86400"
@@ -48,8 +48,6 @@ async def preflight(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def with_preflight(
-    routes: dict[str, dict[str, Handler]],
-) -> dict[str, dict[str, Handler]]:
+def with_preflight(routes: Routes) -> Routes:
     """`routes` with an `OPTIONS` preflight on every path."""
     return {path: {**methods, "OPTIONS": preflight} for path, methods in routes.items()}

@@ -18,6 +18,16 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.errors import JSON
 from gateway.http.app_keys import COMMITTER, FIRST_CONTACT, REDIS, SETTINGS
+from gateway.http.handlers import Routes
+from gateway.http.openapi_parts import (
+    RETRY_AFTER,
+    Family,
+    PathItems,
+    json_answer,
+    op_id,
+    operation,
+    ref,
+)
 from gateway.store import redis_client
 
 PING_TIMEOUT = 0.5
@@ -26,7 +36,7 @@ PING_TIMEOUT = 0.5
 
 async def health(request: web.Request) -> web.StreamResponse:
     """200 while the process serves requests."""
-    return _json(200, {"status": "ok"})
+    return _json(200, _LIVE)
 
 
 async def ready(request: web.Request) -> web.StreamResponse:
@@ -48,6 +58,72 @@ async def ready(request: web.Request) -> web.StreamResponse:
         return _json(200, body)
     headers = {"Retry-After": str(request.app[SETTINGS].retry_after)}
     return _json(503, body, headers)
+
+
+def routes() -> Routes:
+    """Path -> method -> handler of the health routes."""
+    return {"/health": {"GET": health, "HEAD": health}, "/ready": {"GET": ready, "HEAD": ready}}
+
+
+def describe() -> Family:
+    """The health routes' part of the OpenAPI document."""
+    spool = {"bytes": 0, "max_bytes": 1073741824, "replaying": False}
+    live = {"200": json_answer("The process serves requests.", ref("Health"), example=_LIVE)}
+    ready = {
+        "200": json_answer(
+            "A message sent now would be made durable.",
+            ref("Ready"),
+            example={"status": "ready", "redis": "up", "spool": spool},
+        ),
+        "503": json_answer(
+            "The spool is full and Redis is away or the spool is replaying.",
+            ref("Ready"),
+            RETRY_AFTER,
+            example={
+                "status": "unavailable",
+                "redis": "down",
+                "spool": {**spool, "bytes": spool["max_bytes"], "replaying": True},
+            },
+        ),
+    }
+    items: PathItems = {}
+    for path, summary, answers in (
+        ("/health", "Liveness: the process is alive and serving", live),
+        ("/ready", "Readiness: a message sent now would get a 200", ready),
+    ):
+        items[path] = {
+            method: operation(op_id(method, path), "Health", summary, "", responses=answers)
+            for method in ("get", "head")
+        }
+    return Family(items, _SCHEMAS)
+
+
+_LIVE = {"status": "ok"}
+
+_SCHEMAS = {
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": "ok"}},
+    },
+    "Ready": {
+        "type": "object",
+        "required": ["status", "redis", "spool"],
+        "properties": {
+            "status": {"enum": ["ready", "unavailable"]},
+            "redis": {"enum": ["up", "down"]},
+            "spool": {
+                "type": "object",
+                "required": ["bytes", "max_bytes", "replaying"],
+                "properties": {
+                    "bytes": {"type": "integer", "minimum": 0},
+                    "max_bytes": {"type": "integer", "minimum": 1},
+                    "replaying": {"type": "boolean"},
+                },
+            },
+        },
+    },
+}
 
 
 async def _ping(request: web.Request) -> bool:

@@ -19,7 +19,19 @@ from gateway.errors import JSON, ApiError, invalid, too_large
 from gateway.http import handlers
 from gateway.http.app_keys import INGEST, LIMITER, METRICS
 from gateway.http.body import read_body
-from gateway.http.handlers import Handler
+from gateway.http.handlers import Routes
+from gateway.http.openapi_parts import (
+    BODY_NOTE,
+    CONTENT_ENCODING,
+    RETRY_AFTER,
+    Family,
+    Json,
+    examples,
+    json_answer,
+    op_id,
+    operation,
+    ref,
+)
 from gateway.ingest.enrich import Arrival, merge_batch_defaults
 from gateway.ingest.intilery_source import DEFAULT_BURST, DEFAULT_RATE
 from gateway.ingest.pipeline import Ingest
@@ -42,7 +54,7 @@ DEFAULT_LIMIT = Limit(DEFAULT_RATE, DEFAULT_BURST)
 _encode = msgspec.json.Encoder().encode
 
 
-def routes() -> dict[str, dict[str, Handler]]:
+def routes() -> Routes:
     """Path template -> method -> handler of the Intilery routes."""
     return {PATH + "{action}": {"POST": handle}}
 
@@ -155,13 +167,136 @@ class BatchRefused(ApiError):
 
 def error_response(exc: ApiError) -> web.Response:
     """`{"success": false, "message": ...}` (and a refused batch's `errors`)."""
-    body: dict[str, Any] = {"success": False, "message": _text(exc)}
+    body: dict[str, Any] = {"success": False, "message": exc.summary}
     if isinstance(exc, BatchRefused):
-        body["errors"] = [{"index": index, "message": _text(error)} for index, error in exc.items]
+        body["errors"] = [{"index": index, "message": error.summary} for index, error in exc.items]
     return web.Response(
         status=exc.status, body=_encode(body), content_type=JSON, headers=exc.headers
     )
 
 
-def _text(exc: ApiError) -> str:
-    return f"{exc.message}: {exc.details}" if exc.details else exc.message
+def describe() -> Family:
+    """Intilery's `/track/{clientId}/{accountId}/{brandId}/v1/{action}`, for the document."""
+
+    def error(description: str, message: str, headers: Json | None = None) -> Json:
+        example = {"success": False, "message": message}
+        return json_answer(description, ref("IntileryError"), headers, example)
+
+    segment = {"in": "path", "required": True, "schema": {"type": "string"}}
+    parameters = [
+        {"name": "clientId", "description": "Lower case, as in the Intilery login URL.", **segment},
+        {"name": "accountId", "description": "Lower case; often the clientId.", **segment},
+        {
+            "name": "brandId",
+            "description": "Case-sensitive; often the accountId in upper case.",
+            **segment,
+        },
+        {
+            "name": "action",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": list(ACTIONS)},
+        },
+        {**CONTENT_ENCODING},
+    ]
+    track = {"userId": "u-1", "event": "Added to Basket", "properties": {"sku": "X-1"}}
+    path = PATH + "{action}"
+    stored = {"success": True, "eventId": "0b4c7b8e-2f1a-4c55-9a5e-3f1d2e6b7a90"}
+    return Family(
+        {
+            path: {
+                "post": operation(
+                    op_id("post", path),
+                    "Intilery",
+                    "A message or batch in Intilery's dialect",
+                    "The action sets the type; the body's `event` repeats it (`identify`, "
+                    "`page`) or names the tracked event. In a batch each item's `event` names "
+                    "its method (`identify`, `page`, `screen`, `group`), any other value being "
+                    "a track of that name; the batch's `context` is merged into each item. A "
+                    "batch is stored whole or not at all." + BODY_NOTE,
+                    parameters=parameters,
+                    requestBody={
+                        "required": True,
+                        "content": {
+                            JSON: {
+                                "schema": {"type": "object"},
+                                **examples(track=track, batch={"batch": [track]}),
+                            }
+                        },
+                    },
+                    responses={
+                        "200": json_answer(
+                            "Stored: `eventId` is the messageId (a batch's first; `eventIds` "
+                            "lists each item's).",
+                            ref("IntileryAnswer"),
+                            example=stored,
+                        ),
+                        "400": error(
+                            "Invalid JSON or message, or a batch with a bad item.", "Invalid JSON"
+                        ),
+                        "403": error(
+                            "`No Token Supplied`, or `Token Not Authorised` for this account or "
+                            "brand.",
+                            NOT_AUTHORISED,
+                        ),
+                        "404": error("An action other than the five.", "Unknown action 'buy'"),
+                        "413": error(
+                            "The request is past 1 MB, or a message past 32 KB.",
+                            "The request is larger than 1048576 bytes",
+                        ),
+                        "415": error(
+                            "A `Content-Encoding` other than gzip, deflate or identity.",
+                            "Unsupported Content-Encoding 'br'",
+                        ),
+                        "429": error(
+                            "The token is past its rate limit (100/s, bursts to 500).",
+                            RATE_LIMITED,
+                            RETRY_AFTER,
+                        ),
+                        "503": error(
+                            "The messages could not be made durable in time.",
+                            "Cannot store messages right now",
+                            RETRY_AFTER,
+                        ),
+                    },
+                    security=[{"intileryToken": []}],
+                )
+            }
+        },
+        _SCHEMAS,
+    )
+
+
+_SCHEMAS: Json = {
+    "IntileryAnswer": {
+        "type": "object",
+        "required": ["success", "eventId"],
+        "properties": {
+            "success": {"const": True},
+            "eventId": {"type": "string"},
+            "eventIds": {"type": "array", "items": {"type": "string"}},
+        },
+        "additionalProperties": False,
+    },
+    "IntileryError": {
+        "type": "object",
+        "required": ["success", "message"],
+        "properties": {
+            "success": {"const": False},
+            "message": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "description": "A refused batch's bad items.",
+                "items": {
+                    "type": "object",
+                    "required": ["index", "message"],
+                    "properties": {
+                        "index": {"type": "integer", "minimum": 0},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "additionalProperties": False,
+    },
+}

@@ -22,7 +22,16 @@ from aiohttp import web
 from gateway.errors import ApiError, bad_request, invalid, too_large
 from gateway.http import handlers
 from gateway.http.app_keys import INGEST, METRICS
-from gateway.http.handlers import Handler
+from gateway.http.handlers import Handler, Routes
+from gateway.http.openapi_parts import (
+    AUTH,
+    WRITE_KEY_QUERY,
+    Family,
+    Json,
+    PathItems,
+    op_id,
+    operation,
+)
 from gateway.ingest.validate import TYPES, check_depth, decode_object
 
 log = logging.getLogger(__name__)
@@ -48,9 +57,9 @@ class Pixels:
         self.rejected: Counter[str] = Counter()
         """Refused pixels by status (`400 Bad Request`, `503 Service Unavailable`, ...)."""
 
-    def routes(self) -> dict[str, dict[str, Handler]]:
+    def routes(self) -> Routes:
         """Path -> method -> handler of every pixel route."""
-        table: dict[str, dict[str, Handler]] = {}
+        table: Routes = {}
         for kind in TYPES:
             handle = self._handler(kind, _from_data)
             table[f"/v1/pixel/{kind}"] = {"GET": handle, "HEAD": handle}
@@ -107,7 +116,8 @@ async def _ingest(request: web.Request, kind: str, read: _Reader) -> None:
     message, raw = read(request, settings.max_message_bytes)
     ingest.check_depth(raw, message, "$")
     arrival = handlers.arrival_of(request)
-    key = arrival.basic_key or arrival.query_key or _str(message.get("writeKey"))
+    # `data` is the message, not a body: its writeKey comes last (docs/decisions.md).
+    key = arrival.write_key(pixel_key=message.get("writeKey"))
     entry = ingest.message(message, kind, arrival, ingest.source(key), "$")
     await handlers.commit(request, (entry,))
 
@@ -182,10 +192,90 @@ def _too_large(limit: int, details: str) -> ApiError:
     return too_large(f"Message is larger than {limit} bytes", details)
 
 
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def encode_data(message: dict[str, Any]) -> str:
     """A message as the pixel's `data`: URL-safe base64 of its JSON, without padding."""
     return base64.urlsafe_b64encode(msgspec.json.encode(message)).decode().rstrip("=")
+
+
+def describe() -> Family:
+    """`/v1/pixel/{type}?data=` and RudderStack's `/pixel/v1/{track,page}`, for the document."""
+    items: PathItems = {}
+    for kind in TYPES:
+        data = {
+            "name": "data",
+            "in": "query",
+            "required": True,
+            "description": "The message as base64 JSON, standard or URL-safe alphabet, padding "
+            "optional. Its `writeKey` is used when neither HTTP Basic nor the query has one.",
+            "schema": {"type": "string"},
+            "examples": {kind: {"value": encode_data(handlers.EXAMPLES[kind])}},
+        }
+        path = f"/v1/pixel/{kind}"
+        items[path] = _described(
+            path,
+            f"A `{kind}` message in an image URL",
+            "For mail clients and anywhere a request can only be an image.",
+            [data, WRITE_KEY_QUERY],
+        )
+    fields = {
+        "name": "fields",
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": True,
+        "description": "Each query parameter is a field of the message; dotted names nest "
+        '(`properties.plan=pro` -> `{"properties": {"plan": "pro"}}`); values stay '
+        "strings; of a repeated name the first counts.",
+        "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+        "examples": {
+            "track": {"value": {"anonymousId": "a-7", "event": "Opened", "properties.plan": "pro"}}
+        },
+    }
+    for kind in ("track", "page"):
+        path = f"/pixel/v1/{kind}"
+        items[path] = _described(
+            path,
+            f"RudderStack's `{kind}` pixel",
+            "The message as plain query parameters.",
+            [WRITE_KEY_QUERY, fields],
+        )
+    return Family(items)
+
+
+_GIF_ANSWER: Json = {
+    "200": {
+        "description": "Always a 1x1 transparent GIF with `Cache-Control: no-store`, also when "
+        "the message is refused (a mail client shows no broken image); then "
+        "`X-Pixel-Rejected` says why (`400 Invalid base64`, ...).",
+        "headers": {
+            "X-Pixel-Rejected": {
+                "description": "Why the message was refused; absent when it was stored.",
+                "schema": {"type": "string"},
+                "examples": {"refused": {"value": "400 Invalid or missing writekey"}},
+            },
+            "Cache-Control": {"required": True, "schema": {"type": "string", "const": "no-store"}},
+        },
+        "content": {"image/gif": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+def _described(path: str, summary: str, description: str, parameters: list[Json]) -> Json:
+    get = operation(
+        op_id("get", path),
+        "Pixels",
+        summary,
+        description,
+        parameters=parameters,
+        responses=_GIF_ANSWER,
+        security=AUTH,
+    )
+    head = operation(
+        op_id("head", path),
+        "Pixels",
+        "The pixel's headers; records nothing",
+        "HEAD requests come from proxies and link scanners, not from a reader opening a mail.",
+        parameters=parameters,
+        responses={"200": {"description": "The GIF's headers, no body."}},
+    )
+    return {"get": get, "head": head}

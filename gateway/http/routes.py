@@ -11,52 +11,40 @@ import re
 from aiohttp import web
 
 from gateway.errors import ApiError
-from gateway.http import apidocs, cors, handlers, health, intilery, observe, pixel, scrape, webhook
-from gateway.http import commanders_act as commanders_act_http
+from gateway.http import (
+    apidocs,
+    commanders_act,
+    cors,
+    handlers,
+    health,
+    intilery,
+    observe,
+    pixel,
+    scrape,
+    webhook,
+)
 from gateway.http.answering import answering
 from gateway.http.app_keys import METRICS
-from gateway.http.handlers import Handler
-
-SINGLE_PATHS = {
-    "identify": ("/v1/identify", "/v1/i"),
-    "track": ("/v1/track", "/v1/t"),
-    "page": ("/v1/page", "/v1/p"),
-    "screen": ("/v1/screen", "/v1/s"),
-    "group": ("/v1/group", "/v1/g"),
-    "alias": ("/v1/alias", "/v1/a"),
-}
-BATCH_PATHS = ("/v1/batch", "/v1/b", "/v1/import")
-BEACON_PATHS = ("/beacon/v1/batch",)
-"""RudderStack's `sendBeacon` batches (`?writeKey=`)."""
-
-Table = dict[str, dict[str, Handler]]
-"""Canonical path -> method -> handler."""
+from gateway.http.handlers import Routes
 
 
-def table() -> Table:
+def table() -> Routes:
     """Every route of the gateway."""
-    routes: Table = {}
-    for kind, paths in SINGLE_PATHS.items():
-        handler = handlers.single(kind)
-        for path in paths:
-            routes[path] = {"POST": handler}
-    for path in BATCH_PATHS + BEACON_PATHS:
-        routes[path] = {"POST": handlers.batch}
+    routes = handlers.routes()
     routes.update(pixel.Pixels().routes())
     routes.update(webhook.routes())
-    routes.update(commanders_act_http.routes())
+    routes.update(commanders_act.routes())
     routes.update(intilery.routes())
-    routes["/health"] = {"GET": health.health, "HEAD": health.health}
-    routes["/ready"] = {"GET": health.ready, "HEAD": health.ready}
+    routes.update(health.routes())
     routes["/metrics"] = {"GET": scrape.metrics}
     routes.update(apidocs.routes())
     return cors.with_preflight(routes)
 
 
-def add_routes(app: web.Application, routes: Table) -> None:
+def add_routes(app: web.Application, routes: Routes) -> None:
     """Register `routes` exactly, and a fallback that finds them under untidy paths.
 
-    Every handler answers through `middleware.answering` (JSON errors, CORS); inside that,
+    Every handler answers through `answering.answering` (JSON errors, CORS); inside that,
     each answer is counted and has a request id (`gateway.http.observe`). A path may have
     `{name}` segments (aiohttp's syntax): each matches one path segment.
     """

@@ -8,7 +8,6 @@ or Shopify-style webhooks land without code; see `wrap` for its shape.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from typing import Any
 from urllib.parse import parse_qsl
@@ -17,13 +16,25 @@ import msgspec
 from aiohttp import web
 
 from gateway import __version__
-from gateway.errors import bad_request, invalid, partial, success, too_large
+from gateway.errors import JSON, bad_request, invalid, partial, success, too_large
 from gateway.http import handlers
 from gateway.http.app_keys import INGEST, METRICS
 from gateway.http.body import read_body
-from gateway.http.handlers import Handler
+from gateway.http.handlers import Routes
+from gateway.http.openapi_parts import (
+    AUTH,
+    BATCH_ANSWERS,
+    CONTENT_ENCODING,
+    WRITE_KEY_QUERY,
+    Family,
+    PathItems,
+    alias,
+    examples,
+    op_id,
+    operation,
+)
 from gateway.ingest.sources import Source
-from gateway.ingest.validate import TYPES, check_depth, may_nest_past
+from gateway.ingest.validate import TYPES, UNDECODABLE, check_depth, may_nest_past, undecodable
 
 PATHS = ("/v1/webhook", "/v1/w")
 FORM = "application/x-www-form-urlencoded"
@@ -35,7 +46,7 @@ _HIDDEN_HEADER_PARTS = ("signature", "secret", "token", "auth", "key", "cookie",
 Payload = dict[str, Any] | list[Any]
 
 
-def routes() -> dict[str, dict[str, Handler]]:
+def routes() -> Routes:
     """Path -> method -> handler of the webhook routes."""
     return {path: {"POST": handle} for path in PATHS}
 
@@ -46,8 +57,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
     settings = ingest.settings
     body = await read_body(request, settings.max_batch_bytes, "The webhook")
     arrival = handlers.arrival_of(request)
-    # The URL's writeKey is the one the user gave the platform: it wins over the body's.
-    arrival = dataclasses.replace(arrival, basic_key=arrival.basic_key or arrival.query_key)
     payload, raw = parse(body, request.headers.get("Content-Type", ""))
     if isinstance(payload, dict) and isinstance(payload.get("batch"), list):
         entries, errors = ingest.batch(raw, arrival)
@@ -62,17 +71,50 @@ async def handle(request: web.Request) -> web.StreamResponse:
         )
     if isinstance(payload, dict) and payload.get("type") in TYPES:
         ingest.check_depth(raw, payload, "$")
-        key = arrival.basic_key or _str(payload.get("writeKey"))
+        key = arrival.write_key(payload.get("writeKey"))
         entry = ingest.message(payload, payload["type"], arrival, ingest.source(key), "$")
     else:
         body_key = payload.pop("writeKey", None) if isinstance(payload, dict) else None
-        source = ingest.source(arrival.basic_key or _str(body_key))
+        source = ingest.source(arrival.write_key(body_key))
         message = wrap(payload, source, raw, request)
         if may_nest_past(raw, settings.max_depth - 2):
             check_depth(message, settings.max_depth, "$")
         entry = ingest.message(message, "track", arrival, source, "$")
     await handlers.commit(request, (entry,))
     return success()
+
+
+def describe() -> Family:
+    """`/v1/webhook` and `/v1/w`, for the OpenAPI document."""
+    payload = {
+        "description": "A Segment message or batch is ingested as such; any other JSON "
+        "object or array, or form, is wrapped as a `track` message.",
+        "oneOf": [{"type": "object"}, {"type": "array"}],
+    }
+    stripe = {"id": "evt_1", "type": "invoice.paid", "data": {"object": {"amount_paid": 4200}}}
+    items: PathItems = {}
+    for path in PATHS:
+        items[path] = {
+            "post": operation(
+                op_id("post", path),
+                "Webhooks",
+                "Another platform's payload",
+                "Give the platform `https://your-gateway/v1/webhook?writeKey=K`. The writeKey "
+                "is looked for as on every route: HTTP Basic, the body's `writeKey`, the URL's.",
+                parameters=[CONTENT_ENCODING, WRITE_KEY_QUERY],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        JSON: {"schema": payload, **examples(platform=stripe)},
+                        FORM: {"schema": {"type": "object"}},
+                    },
+                },
+                responses=BATCH_ANSWERS,
+                security=AUTH,
+                **alias(path, PATHS[0]),
+            )
+        }
+    return Family(items)
 
 
 def parse(body: bytes, content_type: str) -> tuple[Payload, bytes]:
@@ -85,11 +127,9 @@ def parse(body: bytes, content_type: str) -> tuple[Payload, bytes]:
     if not is_form or stripped[:1] in (b"{", b"["):
         try:
             value = msgspec.json.decode(body)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            if not is_form:
-                raise bad_request("Invalid JSON", str(exc)) from None
-        except RecursionError:
-            raise bad_request("Invalid JSON", "the body is nested too deeply") from None
+        except UNDECODABLE as exc:
+            if not is_form or isinstance(exc, RecursionError):
+                raise undecodable(body, exc, "$") from None
         else:
             if isinstance(value, dict | list):
                 return value, body
@@ -166,7 +206,3 @@ def platform_headers(request: web.Request) -> dict[str, str]:
         if lower.startswith("x-") and not any(part in lower for part in _HIDDEN_HEADER_PARTS):
             kept.setdefault(lower, value)
     return kept
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from gateway.ingest.validate import Message
+from gateway.ingest.validate import MessageView
 from gateway.ops import timestamps
 
 
@@ -34,6 +34,17 @@ class Arrival:
         if not self.received_iso:
             self.received_iso = timestamps.iso(self.received_at)
 
+    def write_key(self, body_key: object = None, pixel_key: object = None) -> str | None:
+        """The request's writeKey, in the contract's order (SPEC.md "The writeKey"): the HTTP
+        Basic username, the body's `writeKey` (`body_key`), the `writeKey` query parameter,
+        the one inside a pixel's `data` (`pixel_key`). Empty and non-string values count
+        as absent. Every route that takes a writeKey asks here."""
+        return self.basic_key or _key(body_key) or self.query_key or _key(pixel_key)
+
+
+def _key(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
 
 def merge_batch_defaults(
     message: dict[str, Any],
@@ -54,7 +65,7 @@ def merge_batch_defaults(
         message["sentAt"] = sent_at
 
 
-def enrich(message: dict[str, Any], view: Message, kind: str, arrival: Arrival) -> None:
+def enrich(message: dict[str, Any], view: MessageView, kind: str, arrival: Arrival) -> None:
     """Add the gateway's fields to a validated message, in place.
 
     `view` is the validated reading of `message` (parsed timestamps among it).

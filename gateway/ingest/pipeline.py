@@ -15,8 +15,8 @@ from gateway.errors import INVALID_WRITE_KEY, ApiError, invalid_write_key, too_l
 from gateway.ingest.enrich import Arrival, enrich, merge_batch_defaults
 from gateway.ingest.sources import Source, Sources
 from gateway.ingest.validate import (
-    Batch,
-    Message,
+    BatchBody,
+    MessageView,
     check_depth,
     decode_batch,
     decode_object,
@@ -47,7 +47,7 @@ class Ingest:
         """The entry for the body of a single-message route (the route sets `type`)."""
         message = decode_object(body, "$")
         self.check_depth(body, message, "$")
-        key = arrival.basic_key or _str(message.get("writeKey")) or arrival.query_key
+        key = arrival.write_key(message.get("writeKey"))
         return self.message(message, kind, arrival, self.source(key), "$")
 
     def batch(self, body: bytes, arrival: Arrival) -> tuple[list[Entry], ItemErrors]:
@@ -61,7 +61,7 @@ class Ingest:
             )
         if envelope.sentAt is not None:
             parse_datetime(envelope.sentAt, "$.sentAt")
-        key = arrival.basic_key or envelope.writeKey or arrival.query_key
+        key = arrival.write_key(envelope.writeKey)
         shared = self.source(key) if key or self.sources.open else None
         entries: list[Entry] = []
         errors: ItemErrors = []
@@ -82,7 +82,7 @@ class Ingest:
         self,
         raw: msgspec.Raw,
         path: str,
-        envelope: Batch,
+        envelope: BatchBody,
         shared: Source | None,
         arrival: Arrival,
     ) -> Entry:
@@ -96,7 +96,8 @@ class Ingest:
         # Counted per item: a whole batch always has more brackets than the limit.
         if may_nest_past(bytes(raw), limits.max_depth):
             check_depth(item, limits.max_depth, path)
-        source = shared or self.source(_str(item.get("writeKey")), item_path=path)
+        # Without a shared source the request has no key: the item's own is the body's.
+        source = shared or self.source(arrival.write_key(item.get("writeKey")), item_path=path)
         merge_batch_defaults(item, envelope.context, envelope.integrations, envelope.sentAt)
         return self.message(item, message_type(item, path), arrival, source, path)
 
@@ -128,12 +129,8 @@ class Ingest:
         if may_nest_past(raw, self.settings.max_depth):
             check_depth(value, self.settings.max_depth, path)
 
-    def _stream_of(self, view: Message) -> str:
+    def _stream_of(self, view: MessageView) -> str:
         if len(self._streams) == 1:
             return self._streams[0]
         user = view.userId if view.userId not in (None, "") else view.anonymousId
         return self._streams[zlib.crc32(str(user).encode()) % len(self._streams)]
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from gateway.errors import Code, bad_request, invalid
+from gateway.errors import ApiError, Code, bad_request, invalid
 
 NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
 Id = str | int
@@ -22,8 +22,9 @@ RequiredId = NonEmptyStr | int
 """groupId, previousId, and an alias's userId."""
 
 
-class Message(msgspec.Struct, kw_only=True):
-    """The fields every message type shares, as far as the gateway reads them."""
+class MessageView(msgspec.Struct, kw_only=True):
+    """A validated reading of a message: the fields every type shares, as far as the gateway
+    reads them. The message itself stays the decoded dict, which is what is stored."""
 
     userId: Id | None = None
     anonymousId: Id | None = None
@@ -36,16 +37,16 @@ class Message(msgspec.Struct, kw_only=True):
     writeKey: str | None = None
 
 
-class Identify(Message, kw_only=True):
+class Identify(MessageView, kw_only=True):
     traits: dict[str, Any] | None = None
 
 
-class Track(Message, kw_only=True):
+class Track(MessageView, kw_only=True):
     event: NonEmptyStr
     properties: dict[str, Any] | None = None
 
 
-class Page(Message, kw_only=True):
+class Page(MessageView, kw_only=True):
     name: str | None = None
     properties: dict[str, Any] | None = None
 
@@ -54,17 +55,17 @@ class Screen(Page, kw_only=True):
     pass
 
 
-class Group(Message, kw_only=True):
+class Group(MessageView, kw_only=True):
     groupId: RequiredId
     traits: dict[str, Any] | None = None
 
 
-class Alias(Message, kw_only=True):
+class Alias(MessageView, kw_only=True):
     userId: RequiredId
     previousId: RequiredId
 
 
-SCHEMAS: dict[str, type[Message]] = {
+SCHEMAS: dict[str, type[MessageView]] = {
     "identify": Identify,
     "track": Track,
     "page": Page,
@@ -75,9 +76,9 @@ SCHEMAS: dict[str, type[Message]] = {
 TYPES = tuple(SCHEMAS)
 
 
-class Batch(msgspec.Struct):
-    """A batch request. Items stay raw until each is decoded alone, so one bad item fails
-    alone and each item's size is known without encoding it again."""
+class BatchBody(msgspec.Struct):
+    """A batch request's body (the envelope). Items stay raw until each is decoded alone,
+    so one bad item fails alone and each item's size is known without encoding it again."""
 
     batch: list[msgspec.Raw]
     context: dict[str, Any] | None = None
@@ -88,19 +89,37 @@ class Batch(msgspec.Struct):
 
 
 _decode_any = msgspec.json.Decoder().decode
-_decode_batch = msgspec.json.Decoder(Batch).decode
+_decode_batch = msgspec.json.Decoder(BatchBody).decode
+
+
+UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What decoding JSON raises for bytes that are not JSON: catch these, answer `undecodable`.
+(`UnicodeDecodeError`: msgspec before 0.23; `RecursionError`: nesting past the stack.)"""
+
+
+def undecodable(data: bytes | msgspec.Raw, error: BaseException, path: str) -> ApiError:
+    """The one 400 for a body (or item at `path`) that did not decode: `Invalid UTF-8` when
+    its bytes are not UTF-8, `Invalid JSON` otherwise.
+
+    UTF-8 is checked here, on the failure path only, rather than read from msgspec's error:
+    msgspec 0.22 raised `UnicodeDecodeError` where 0.23 raises a `DecodeError` with its own
+    text (or, for some bytes, a "malformed" one).
+    """
+    try:
+        bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return bad_request("Invalid UTF-8", _at(f"{exc.reason} at byte {exc.start}", path))
+    if isinstance(error, RecursionError):
+        return bad_request("Invalid JSON", f"{path} is nested too deeply")
+    return bad_request("Invalid JSON", _at(str(error), path))
 
 
 def decode_json(data: bytes | msgspec.Raw, path: str) -> Any:
     """Decode any JSON value; a 400 for invalid JSON or UTF-8, naming `path`."""
     try:
         return _decode_any(data)
-    except UnicodeDecodeError as exc:
-        raise bad_request("Invalid UTF-8", f"{exc.reason} at byte {exc.start} of {path}") from None
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise bad_request("Invalid JSON", _at(str(exc), path)) from None
-    except RecursionError:
-        raise bad_request("Invalid JSON", f"{path} is nested too deeply") from None
+    except UNDECODABLE as exc:
+        raise undecodable(data, exc, path) from None
 
 
 def decode_object(data: bytes | msgspec.Raw, path: str) -> dict[str, Any]:
@@ -111,18 +130,14 @@ def decode_object(data: bytes | msgspec.Raw, path: str) -> dict[str, Any]:
     return value
 
 
-def decode_batch(data: bytes) -> Batch:
+def decode_batch(data: bytes) -> BatchBody:
     """Decode a batch request's envelope; its items stay raw."""
     try:
         return _decode_batch(data)
-    except UnicodeDecodeError as exc:
-        raise bad_request("Invalid UTF-8", f"{exc.reason} at byte {exc.start}") from None
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError as exc:  # JSON, but not a batch
         raise bad_request("Invalid batch", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise bad_request("Invalid JSON", str(exc)) from None
-    except RecursionError:
-        raise bad_request("Invalid JSON", "the body is nested too deeply") from None
+    except UNDECODABLE as exc:
+        raise undecodable(data, exc, "$") from None
 
 
 def may_nest_past(data: bytes, limit: int) -> bool:
@@ -164,7 +179,7 @@ def parse_datetime(value: str, path: str) -> datetime:
         raise invalid("Invalid message", _at(str(exc), path)) from None
 
 
-def validate(message: dict[str, Any], kind: str, path: str) -> Message:
+def validate(message: dict[str, Any], kind: str, path: str) -> MessageView:
     """Check `message` against the schema of `kind`; a 400 naming the field otherwise."""
     try:
         view = msgspec.convert(message, SCHEMAS[kind])

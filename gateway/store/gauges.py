@@ -16,12 +16,12 @@ import asyncio
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.constants import dead_letter_key
+from gateway.ops.text import as_text
 from gateway.store.redis_client import AnyRedis
 from gateway.store.spool import SUFFIX
 
@@ -106,7 +106,7 @@ async def _read_redis(redis: AnyRedis, streams: Sequence[str], only: str | None)
             raise count
         length.add_metric([stream], int(count))
         for info in [] if isinstance(infos, Exception) else infos:  # no stream: no groups
-            name = _text(info["name"])
+            name = as_text(info["name"])
             if only is not None and name != only:
                 continue
             groups.add(name)
@@ -141,7 +141,3 @@ def _size(entry: os.DirEntry[str]) -> int:
         return entry.stat().st_size
     except OSError:  # replayed and deleted meanwhile
         return 0
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

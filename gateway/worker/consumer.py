@@ -24,6 +24,7 @@ from redis.asyncio import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from gateway.ops import tasks
+from gateway.ops.text import as_text as _text
 from gateway.store.redis_client import AnyRedis
 from gateway.worker import deadletters
 from gateway.worker.cluster_reads import PartitionReads
@@ -348,7 +349,3 @@ def _letter(message: Message, error: str, names: list[str], attempts: int) -> De
 
 def _error(outcome: Outcome) -> str:
     return "; ".join(f"{name}: {failure.error}" for name, failure in outcome.items())
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

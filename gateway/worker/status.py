@@ -8,6 +8,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from gateway.constants import DEAD_LETTER_PREFIX
+from gateway.ops.text import as_text as _text
 from gateway.store.redis_client import AnyRedis
 
 
@@ -98,7 +99,3 @@ async def collect(redis: AnyRedis, streams: list[str]) -> Status:
 def _row(*cells: str) -> str:
     widths = (24, 22, 10, 10, 10)
     return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
