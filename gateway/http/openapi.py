@@ -499,6 +499,105 @@ def _doc_routes() -> PathItems:
     }
 
 
+def _sdk_routes() -> PathItems:
+    """What SDKs fetch before they send, and analytics.js's metrics (`gateway.http.sdk_*`)."""
+    from gateway.http import analytics_js, rudderstack_config, sdk_metrics, sdk_settings
+
+    def path_parameter(name: str, description: str) -> Json:
+        schema = {"type": "string"}
+        return {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": description,
+            "schema": schema,
+        }
+
+    write_key = [path_parameter("writeKey", "The source's writeKey.")]
+    unknown = _error("Sources mode: no enabled source has this writeKey.")
+    cached = {"description": "Unchanged since the `ETag` in `If-None-Match`."}
+    items: PathItems = {}
+    for path in sdk_settings.PATHS:
+        items[path] = {
+            "get": _operation(
+                _op_id("get", path),
+                "SDK settings",
+                "analytics.js's settings: send everything here",
+                "`integrations` holds `Segment.io` alone, with `apiHost` this gateway's public "
+                "host (`--public-url`, else the request's) and `/v1`; `metrics.sampleRate` 0; "
+                "the source's `plan` and `consentSettings`. Cacheable for 60 s, with an ETag.",
+                parameters=write_key,
+                responses={
+                    "200": _json_answer("The settings.", {"type": "object"}),
+                    "304": cached,
+                    "404": unknown,
+                },
+                **_alias(path, sdk_settings.PATHS[0]),
+            )
+        }
+    items[rudderstack_config.PATH] = {
+        "get": _operation(
+            "get_sourceConfig",
+            "SDK settings",
+            "RudderStack's source configuration",
+            "What RudderStack's browser SDKs fetch from `configUrl`: the source, enabled, with "
+            "no destinations and no error or metrics reporting.",
+            parameters=[{**_WRITE_KEY_QUERY, "required": False}],
+            responses={
+                "200": _json_answer("The configuration.", {"type": "object"}),
+                "304": cached,
+                "404": unknown,
+            },
+            security=_AUTH,
+        )
+    }
+    files = {
+        analytics_js.SCRIPT_PATH: ("analytics.js (`standalone.js` of the build)", write_key),
+        analytics_js.BUNDLES_PATH: (
+            "A chunk of analytics.js",
+            [path_parameter("name", "The chunk's file name.")],
+        ),
+    }
+    for path, (summary, parameters) in files.items():
+        answers = {
+            "200": {
+                "description": "The file, gzip-encoded when accepted (the build's `.gz`).",
+                "content": {"text/javascript": {"schema": {"type": "string"}}},
+            },
+            "304": cached,
+            "404": _error(
+                "No build configured (`--analytics-js`), no such file, or (the script) an "
+                "unknown writeKey in sources mode."
+            ),
+        }
+        items[path] = {
+            method: _operation(
+                _op_id(method, path),
+                "analytics.js",
+                summary,
+                "From the folder `--analytics-js` names, with caching headers.",
+                parameters=parameters,
+                responses=answers,
+            )
+            for method in ("get", "head")
+        }
+    items[sdk_metrics.PATH] = {
+        "post": _operation(
+            "post_v1_m",
+            "analytics.js",
+            "analytics.js's usage metrics",
+            '`{"series": [...]}`: each series is counted in `gateway_sdk_metrics_total`; '
+            "nothing is stored.",
+            requestBody={"required": True, "content": {JSON: {"schema": {"type": "object"}}}},
+            responses={
+                "200": _json_answer("Counted.", _ref("Success")),
+                "400": _error("Invalid JSON."),
+            },
+        )
+    }
+    return items
+
+
 def _with_preflight(items: PathItems) -> PathItems:
     """An `OPTIONS` preflight on every path, as `gateway.http.cors.with_preflight` routes it."""
     for path, item in items.items():
@@ -538,6 +637,7 @@ PATH_GROUPS: tuple[Callable[[], PathItems], ...] = (
     _webhook_routes,
     _commanders_act_routes,
     _intilery_routes,
+    _sdk_routes,
     _health_routes,
     _metrics_routes,
     _doc_routes,

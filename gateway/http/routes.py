@@ -11,7 +11,21 @@ import re
 from aiohttp import web
 
 from gateway.errors import ApiError
-from gateway.http import apidocs, cors, handlers, health, intilery, observe, pixel, scrape, webhook
+from gateway.http import (
+    analytics_js,
+    apidocs,
+    cors,
+    handlers,
+    health,
+    intilery,
+    observe,
+    pixel,
+    rudderstack_config,
+    scrape,
+    sdk_metrics,
+    sdk_settings,
+    webhook,
+)
 from gateway.http import commanders_act as commanders_act_http
 from gateway.http.answering import answering
 from gateway.http.app_keys import METRICS
@@ -46,6 +60,10 @@ def table() -> Table:
     routes.update(webhook.routes())
     routes.update(commanders_act_http.routes())
     routes.update(intilery.routes())
+    routes.update(sdk_settings.routes())
+    routes.update(analytics_js.routes())
+    routes.update(rudderstack_config.routes())
+    routes.update(sdk_metrics.routes())
     routes["/health"] = {"GET": health.health, "HEAD": health.health}
     routes["/ready"] = {"GET": health.ready, "HEAD": health.ready}
     routes["/metrics"] = {"GET": scrape.metrics}

@@ -110,6 +110,8 @@ class Tally:
         self.duplicates = 0
         self.rejected: dict[str, int] = {}
         self.redis_errors: dict[str, int] = {}
+        self.sdk_metrics = 0
+        """Usage-metric series analytics.js posted to `/v1/m`."""
         self.latency = _Buckets(LATENCY_BUCKETS)
         self.flush_sizes = _Buckets(FLUSH_BUCKETS)
 
@@ -207,6 +209,11 @@ class Metrics:
             "Spooled entries replay sent to Redis (duplicates it drops included).",
             registry=r,
         )
+        self.sdk_metrics = Counter(
+            "gateway_sdk_metrics",
+            "Usage-metric series analytics.js posted to /v1/m (counted, never stored).",
+            registry=r,
+        )
         self.processes = Gauge(
             "gateway_processes",
             "Gateway processes serving (with --workers N: the live ones).",
@@ -239,6 +246,9 @@ class Metrics:
             errors, tally.redis_errors = tally.redis_errors, {}
             for kind, count in errors.items():
                 self.redis_errors.labels(kind).inc(count)
+        if tally.sdk_metrics:
+            self.sdk_metrics.inc(tally.sdk_metrics)
+            tally.sdk_metrics = 0
         tally.latency.drain_into(self.latency)
         tally.flush_sizes.drain_into(self.flush_sizes)
         replayed = self.replayed()
