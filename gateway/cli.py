@@ -88,6 +88,18 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         help="seconds to finish in-flight requests and flush on SIGTERM/SIGINT (default 10)",
     )
+    serve.add_argument(
+        "--public-url",
+        help="the gateway's URL as browsers reach it, e.g. https://t.example.com (default: "
+        "from each request's Host)",
+    )
+    serve.add_argument(
+        "--analytics-js",
+        type=Path,
+        metavar="DIR",
+        help="serve this analytics.js build (dist/umd of @segment/analytics-next) as "
+        "/analytics.js/v1/{writeKey}/analytics.min.js",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -109,6 +121,8 @@ def _serve(args: argparse.Namespace) -> int:
         spool_fsync=args.spool_fsync,
         dedupe_window=args.dedupe_window,
         shutdown_grace=args.shutdown_grace,
+        public_url=args.public_url,
+        analytics_js=args.analytics_js,
     )
     logs.configure(settings.log_level, settings.log_format)
     return serve(settings)

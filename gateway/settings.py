@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,13 @@ def _optional_str(value: str) -> str | None:
     return value or None
 
 
+def _public_url(value: str) -> str | None:
+    url = value.strip().rstrip("/")
+    if url and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url):
+        raise ValueError("must be an http:// or https:// URL, e.g. https://t.example.com")
+    return url or None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the gateway process is configured with.
@@ -114,6 +122,10 @@ class Settings:
     """Seconds a messageId is remembered per source to drop duplicates; 0 turns dedupe off."""
     shutdown_grace: float = 10.0
     """Seconds a stopping process has for in-flight requests and flushing before it exits."""
+    public_url: str | None = None
+    """The gateway's URL as browsers reach it (`https://t.example.com`), for the SDK settings."""
+    analytics_js: Path | None = None
+    """The `dist/umd` folder of `@segment/analytics-next`, served as first-party analytics.js."""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -202,4 +214,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "spool_fsync": _fsync_policy,
     "dedupe_window": _non_negative_int,
     "shutdown_grace": _non_negative_float,
+    "public_url": _public_url,
+    "analytics_js": _optional_path,
 }

@@ -147,6 +147,32 @@ async def test_rudderstack_original_timestamp_is_kept_and_used(
     assert parse(stored["timestamp"]) == parse(stored["receivedAt"]) - timedelta(seconds=4)
 
 
+async def test_rudder_sdk_node_keeps_the_callers_timestamp(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    # The body rudder-sdk-node 3.0.13 posts for `track({..., timestamp})`, a backfill: its
+    # own clock as `originalTimestamp` and `sentAt`, the caller's event time as `timestamp`.
+    now = timestamps.iso(datetime.now(UTC))
+    item = {
+        **TRACK,
+        "timestamp": "2020-01-02T03:04:05.678Z",
+        "type": "track",
+        "context": {"library": {"name": "analytics-node", "version": "3.0.13"}},
+        "channel": "server",
+        "_metadata": {"nodeVersion": "20.20.2"},
+        "originalTimestamp": now,
+        "messageId": str(uuid.uuid4()),
+        "sentAt": now,
+    }
+    response = await client.post(
+        "/v1/batch", json={"batch": [item], "timestamp": now, "sentAt": now}
+    )
+    assert response.status == 200
+    [stored] = await stream_messages(redis)
+    assert stored["timestamp"] == "2020-01-02T03:04:05.678Z"
+    assert stored["originalTimestamp"] == now
+
+
 async def test_batch_merges_context_integrations_and_sent_at(
     client: TestClient[Any, Any], redis: Redis
 ) -> None:

@@ -1,10 +1,12 @@
-"""What a request says about who sent it: the writeKey in its headers, the caller's address."""
+"""What a request says about who sent it (the writeKey in its headers, the caller's address)
+and where (the host and scheme it reached, through trusted proxies)."""
 
 from __future__ import annotations
 
 import binascii
 import functools
 import ipaddress
+import re
 from base64 import b64decode
 from collections.abc import Sequence
 
@@ -66,3 +68,30 @@ def _trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:
     except ValueError:
         return False
     return any(ip in network for network in trusted)
+
+
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+"""A `Host` value: a name or an IP literal, and a port; nothing that could add a path."""
+
+
+def public_origin(
+    request: web.Request, public_url: str | None, trusted: Sequence[IPNetwork]
+) -> tuple[str, str] | None:
+    """The scheme and host (with any path prefix) browsers reach the gateway at.
+
+    `public_url` when configured; else the request's `Host`, or the `X-Forwarded-Host` and
+    `-Proto` of a trusted proxy (its first value: what the client asked the first proxy
+    for). `None` when the host the request names is not a host.
+    """
+    if public_url:
+        scheme, _, rest = public_url.partition("://")
+        return scheme, rest
+    scheme, host = request.scheme, request.host
+    peer = request.remote
+    if trusted and peer is not None and _trusted(peer, trusted):
+        forwarded_host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+        forwarded_proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip()
+        host = forwarded_host or host
+        if forwarded_proto.lower() in ("http", "https"):
+            scheme = forwarded_proto.lower()
+    return (scheme, host) if _HOST.fullmatch(host) else None

@@ -19,7 +19,15 @@ from collections.abc import Callable, Iterable
 import msgspec
 
 from gateway import __version__
-from gateway.http import commanders_act, handlers, health, intilery, pixel, webhook
+from gateway.http import (
+    commanders_act,
+    handlers,
+    health,
+    intilery,
+    pixel,
+    sdk_docs,
+    webhook,
+)
 from gateway.http.openapi_parts import (
     SHARED_SCHEMAS,
     Family,
@@ -128,6 +136,7 @@ FAMILIES: tuple[Callable[[], Family], ...] = (
     webhook.describe,
     commanders_act.describe,
     intilery.describe,
+    sdk_docs.describe,
     health.describe,
     _metrics_routes,
     _doc_routes,

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway.errors import ApiError
 from gateway.http import (
+    analytics_js,
     apidocs,
     commanders_act,
     cors,
@@ -20,7 +21,10 @@ from gateway.http import (
     intilery,
     observe,
     pixel,
+    rudderstack_config,
     scrape,
+    sdk_metrics,
+    sdk_settings,
     webhook,
 )
 from gateway.http.answering import answering
@@ -35,6 +39,10 @@ def table() -> Routes:
     routes.update(webhook.routes())
     routes.update(commanders_act.routes())
     routes.update(intilery.routes())
+    routes.update(sdk_settings.routes())
+    routes.update(analytics_js.routes())
+    routes.update(rudderstack_config.routes())
+    routes.update(sdk_metrics.routes())
     routes.update(health.routes())
     routes["/metrics"] = {"GET": scrape.metrics}
     routes.update(apidocs.routes())

@@ -80,6 +80,11 @@ def enrich(message: dict[str, Any], view: MessageView, kind: str, arrival: Arriv
         message["originalTimestamp"] = message["timestamp"]
     if client_time is None:
         message["timestamp"] = arrival.received_iso
+    elif view.timestamp is not None and view.originalTimestamp is not None:
+        # Both sent (RudderStack's server SDKs: `originalTimestamp` is the SDK's own clock
+        # when the call was made): `timestamp` is the caller's event time, a backfill's for
+        # one, kept as sent as rudder-server keeps it (docs/decisions.md).
+        pass
     elif view.sentAt is not None:
         message["timestamp"] = timestamps.iso(
             timestamps.corrected(arrival.received_at, view.sentAt, client_time)

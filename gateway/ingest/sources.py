@@ -11,6 +11,9 @@ The sources file is TOML::
     site_id = 1234                 # the `tc_s` its clients send
     source_keys = ["7183b9d4-..."] # the `token`s (source keys) they send
 
+    [source.consent_settings]      # optional: analytics.js's settings carry these as given
+    allCategories = ["Analytics"]  # (so does `[source.plan]`: docs/browser-pixels-webhooks.md)
+
 With no file the gateway is open: every message is accepted as the source `default`.
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -48,6 +51,10 @@ class Source(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Accept Commanders Act's `POST /events` for this source (docs/commanders-act.md)."""
     intilery: Intilery | None = None
     """The Intilery account this source is, and its tokens (docs/intilery.md)."""
+    plan: dict[str, Any] | None = None
+    """The tracking plan analytics.js's settings carry, as Segment's (`track.{event}`...)."""
+    consent_settings: dict[str, Any] | None = None
+    """analytics.js's `consentSettings` (`allCategories`, ...), as given."""
 
 
 class _SourcesFile(msgspec.Struct, forbid_unknown_fields=True):

@@ -87,6 +87,11 @@ class Metrics:
             "Spooled entries replay sent to Redis (duplicates it drops included).",
             registry=r,
         )
+        self.sdk_metrics = Counter(
+            "gateway_sdk_metrics",
+            "Usage-metric series analytics.js posted to /v1/m (counted, never stored).",
+            registry=r,
+        )
         self.processes = Gauge(
             "gateway_processes",
             "Gateway processes serving (with --workers N: the live ones).",
@@ -119,6 +124,9 @@ class Metrics:
             errors, tally.redis_errors = tally.redis_errors, {}
             for kind, count in errors.items():
                 self.redis_errors.labels(kind).inc(count)
+        if tally.sdk_metrics:
+            self.sdk_metrics.inc(tally.sdk_metrics)
+            tally.sdk_metrics = 0
         self.latency.add(*tally.latency.take())
         self.flush_sizes.add(*tally.flush_sizes.take())
         replayed = self.replayed()

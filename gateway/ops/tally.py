@@ -58,6 +58,8 @@ class Tally:
         self.rejected: dict[str, int] = {}
         """The `reason` label (an `errors.Code`) -> messages refused."""
         self.redis_errors: dict[str, int] = {}
+        self.sdk_metrics = 0
+        """Usage-metric series analytics.js posted to `/v1/m`."""
         self.latency = Buckets(LATENCY_BUCKETS)
         self.flush_sizes = Buckets(FLUSH_BUCKETS)
 

@@ -60,12 +60,14 @@ class BrowserError(RuntimeError):
 
 
 class Page:
-    """One tab: navigate, evaluate, and what its console said (for failure messages)."""
+    """One tab: navigate, evaluate, what its console said (for failure messages), and every
+    URL it requested (the browser's own network log)."""
 
     def __init__(self, browser: Chromium, session_id: str) -> None:
         self._browser = browser
         self.session_id = session_id
         self.console: list[str] = []
+        self.requests: list[str] = []
         self._loaded = asyncio.Event()
 
     async def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -95,6 +97,8 @@ class Page:
     def _event(self, method: str, params: dict[str, Any]) -> None:
         if method == "Page.loadEventFired":
             self._loaded.set()
+        elif method == "Network.requestWillBeSent":
+            self.requests.append(params["request"]["url"])
         elif method == "Runtime.consoleAPICalled":
             args = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
             self.console.append(f"{params['type']}: {args}")
@@ -141,7 +145,7 @@ class Chromium:
         )
         page = Page(self, attached["sessionId"])
         self._pages[page.session_id] = page
-        for domain in ("Page", "Runtime", "Log"):
+        for domain in ("Page", "Runtime", "Log", "Network"):
             await page.send(f"{domain}.enable")
         return page
 

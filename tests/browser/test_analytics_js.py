@@ -8,11 +8,8 @@ analytics-next its settings (`cdnSettings`) and the gateway's address (`apiHost`
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,23 +17,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from gateway.app import RUNNER_OPTIONS, create_app
 from gateway.http.pixel import encode_data
-from gateway.ingest.sources import Source, Sources
-from gateway.ops.embedded import RedisProcess
-from gateway.settings import Settings
-from tests.browser.chromium import INSTALL_HINT, Chromium, Page, find_binary, launch
-from tests.conftest import stream_messages
+from tests.browser.chromium import Chromium
+from tests.browser.conftest import BUNDLE, KEY, Requests, landed
 
 pytestmark = pytest.mark.slow
 
-HERE = Path(__file__).resolve().parent
-BUNDLE = HERE / "node_modules" / "@segment" / "analytics-next" / "dist" / "umd"
-KEY = "wk_browser_1"
 TITLE = "Gateway test page"
-WAIT = 30.0
-"""Bound on waiting for messages to land (they normally take milliseconds)."""
-POLL = 0.05
 
 PAGE = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{TITLE}</title>
@@ -68,51 +55,6 @@ window.run = async function (config) {{
 """
 
 
-def _need(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} (the CI must install it: see .ci/run)")
-    pytest.skip(what)
-
-
-@pytest.fixture
-def chromium_binary() -> str:
-    binary = find_binary()
-    if binary is None:
-        _need(INSTALL_HINT)
-    assert binary is not None
-    if not (BUNDLE / "index.js").exists():
-        _need(f"@segment/analytics-next is not installed: run `npm ci` in {HERE}")
-    return binary
-
-
-@pytest.fixture
-async def browser(chromium_binary: str, tmp_path: Path) -> AsyncIterator[Chromium]:
-    async with launch(chromium_binary, tmp_path / "profile") as chromium:
-        yield chromium
-
-
-Requests = list[tuple[str, str, int]]
-
-
-@pytest.fixture
-async def gateway(
-    redis: Redis, redis_server: RedisProcess, tmp_path: Path
-) -> AsyncIterator[tuple[str, Requests]]:
-    """A gateway in sources mode; its base URL, and the (method, path, status) it answered."""
-    settings = Settings.load(environ={}, redis_url=redis_server.url, data_dir=tmp_path / "data")
-    app = create_app(settings, Sources([Source(id="web", write_keys=[KEY])]))
-    answered: Requests = []
-
-    async def record(request: web.Request, response: web.StreamResponse) -> None:
-        answered.append((request.method, request.path, response.status))
-
-    app.on_response_prepare.append(record)
-    server = TestServer(app)
-    await server.start_server(**RUNNER_OPTIONS)
-    yield str(server.make_url("")).rstrip("/"), answered
-    await server.close()
-
-
 @pytest.fixture
 async def site() -> AsyncIterator[str]:
     """The test's own web site: the page, the pixel page, and the npm bundle."""
@@ -133,21 +75,6 @@ async def site() -> AsyncIterator[str]:
     await server.start_server()
     yield str(server.make_url("")).rstrip("/")
     await server.close()
-
-
-async def landed(redis: Redis, count: int, page: Page, answered: Requests) -> list[dict[str, Any]]:
-    """The stream's messages once `count` have landed; fails (with the browser's console and
-    the gateway's answers) if they do not within `WAIT` seconds."""
-    messages: list[dict[str, Any]] = []
-    for _ in range(int(WAIT / POLL)):
-        messages = await stream_messages(redis)
-        if len(messages) >= count:
-            return messages
-        await asyncio.sleep(POLL)  # another process's writes: nothing to await but the stream
-    pytest.fail(
-        f"{len(messages)} of {count} messages landed; gateway answered "
-        f"{answered}; browser console:\n" + "\n".join(page.console)
-    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,109 @@
+"""What the browser tests share: Chromium, a gateway in sources mode, waiting for messages."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
+
+from gateway.app import RUNNER_OPTIONS, create_app
+from gateway.ingest.sources import Source, Sources
+from gateway.ops.embedded import RedisProcess
+from gateway.settings import Settings
+from tests.browser.chromium import INSTALL_HINT, Chromium, Page, find_binary, launch
+from tests.conftest import stream_messages
+
+HERE = Path(__file__).resolve().parent
+BUNDLE = HERE / "node_modules" / "@segment" / "analytics-next" / "dist" / "umd"
+"""analytics-next's browser build: `index.js` (npm's UMD), `standalone.js` (the CDN's)."""
+KEY = "wk_browser_1"
+WAIT = 30.0
+"""Bound on waiting for messages to land (they normally take milliseconds)."""
+POLL = 0.05
+
+
+def _need(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (the CI must install it: see .ci/run)")
+    pytest.skip(what)
+
+
+@pytest.fixture
+def chromium_binary() -> str:
+    binary = find_binary()
+    if binary is None:
+        _need(INSTALL_HINT)
+    assert binary is not None
+    if not (BUNDLE / "index.js").exists():
+        _need(f"@segment/analytics-next is not installed: run `npm ci` in {HERE}")
+    return binary
+
+
+@pytest.fixture
+async def browser(chromium_binary: str, tmp_path: Path) -> AsyncIterator[Chromium]:
+    async with launch(chromium_binary, tmp_path / "profile") as chromium:
+        yield chromium
+
+
+Requests = list[tuple[str, str, int]]
+Gateway = tuple[str, Requests]
+"""A gateway's base URL, and the (method, path, status) it answered."""
+MakeGateway = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def make_gateway(
+    redis: Redis, redis_server: RedisProcess, tmp_path: Path
+) -> AsyncIterator[MakeGateway]:
+    """Start gateways in sources mode serving the npm build of analytics.js, each with the
+    aiohttp `middlewares` given (a fault to inject); closed on the way out."""
+    settings = Settings.load(
+        environ={}, redis_url=redis_server.url, data_dir=tmp_path / "data", analytics_js=BUNDLE
+    )
+    servers: list[TestServer] = []
+
+    async def make(*middlewares: Any) -> Gateway:
+        app = create_app(settings, Sources([Source(id="web", write_keys=[KEY])]))
+        app.middlewares.extend(middlewares)
+        answered: Requests = []
+
+        async def record(request: web.Request, response: web.StreamResponse) -> None:
+            answered.append((request.method, request.path, response.status))
+
+        app.on_response_prepare.append(record)
+        server = TestServer(app)
+        await server.start_server(**RUNNER_OPTIONS)
+        servers.append(server)
+        return str(server.make_url("")).rstrip("/"), answered
+
+    yield make
+    for server in servers:
+        await server.close()
+
+
+@pytest.fixture
+async def gateway(make_gateway: MakeGateway) -> Gateway:
+    """A gateway in sources mode serving the npm build of analytics.js."""
+    return await make_gateway()
+
+
+async def landed(redis: Redis, count: int, page: Page, answered: Requests) -> list[dict[str, Any]]:
+    """The stream's messages once `count` have landed; fails (with the browser's console and
+    the gateway's answers) if they do not within `WAIT` seconds."""
+    messages: list[dict[str, Any]] = []
+    for _ in range(int(WAIT / POLL)):
+        messages = await stream_messages(redis)
+        if len(messages) >= count:
+            return messages
+        await asyncio.sleep(POLL)  # another process's writes: nothing to await but the stream
+    pytest.fail(
+        f"{len(messages)} of {count} messages landed; gateway answered "
+        f"{answered}; browser console:\n" + "\n".join(page.console)
+    )
