@@ -75,3 +75,21 @@ def test_worker_flags_come_from_the_environment_too(
     args = build_parser().parse_args(["worker", "--destination", "stdout", "--max-attempts", "5"])
     settings = flags.from_args(WorkerSettings, args)
     assert (settings.group, settings.reclaim_idle, settings.max_attempts) == ("warehouse", 2.5, 5)
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_help_says_what_is_required_and_what_is_allowed(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert "--log-level {critical,debug,error,info,warning}" in text
+    assert "--log-format {auto,json,text}" in text
+    assert "(default info; GATEWAY_LOG_LEVEL)" in text
+    if command == "worker":
+        assert "(required; GATEWAY_GROUP)" in text
+        assert "this or --config is required): one of http, file, stdout" in text
+    else:
+        assert "--spool-fsync {always,everysec,no}" in text
+        assert "port to listen on: an integer from 0 to 65535 (default 8080" in text

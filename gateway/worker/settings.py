@@ -45,11 +45,20 @@ class DeliverySettings(GroupSettings, frozen=True, kw_only=True):
     ] = None
     destination_name: Annotated[
         Name | None,
-        Setting("that destination's name, for `integrations`", "--name", "NAME", default="KIND"),
+        Setting(
+            "that destination's name, for `integrations`",
+            flag="--name",
+            metavar="NAME",
+            default="KIND",
+        ),
     ] = None
     worker_config: Annotated[
         Path | None,
-        Setting("a TOML file of [[destination]] tables, see docs/workers.md", "--config", "FILE"),
+        Setting(
+            "a TOML file of [[destination]] tables, see docs/workers.md",
+            flag="--config",
+            metavar="FILE",
+        ),
     ] = None
     batch_size: Annotated[Count, Setting("entries read, and sent to a destination, at a time")] = (
         100
