@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import errno
 import gc
 import logging
@@ -15,6 +14,7 @@ import socket
 import time
 from types import FrameType
 
+import msgspec
 from aiohttp import web
 
 from gateway.app import RUNNER_OPTIONS, create_app
@@ -56,7 +56,7 @@ def serve(settings: Settings) -> int:
                 (settings.data_dir / "redis").resolve(),
                 extra={"event": "embedded_redis"},
             )
-            settings = dataclasses.replace(settings, redis_url=url)
+            settings = msgspec.structs.replace(settings, redis_url=url)
         if settings.workers == 1:
             if not run_process(settings):
                 return 1

@@ -1,81 +1,55 @@
-"""The gateway's configuration: one frozen object, read once from flags and `GATEWAY_*`."""
+"""The gateway's configuration: one frozen object, read once from flags and `GATEWAY_*`.
+
+`Common` is what every command that reads or writes the streams is told (`gateway serve`,
+and the worker's commands in `gateway.worker.settings`); `Settings` is `gateway serve`'s.
+How a field becomes a flag, a variable and a check: `gateway.ops.flags`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self, get_args
 
-from gateway.ops.logs import LOG_FORMATS
+import msgspec
+from msgspec import Meta
 
-FSYNC_POLICIES = ("always", "everysec", "no")
+from gateway.ops.flags import Invalid, Setting, SettingsError, read
+
+__all__ = ["FSYNC_POLICIES", "Common", "IPNetwork", "Settings", "SettingsError", "parse_size"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+Port = Annotated[int, Meta(ge=0, le=65535)]
+Count = Annotated[int, Meta(ge=1)]
+Seconds = Annotated[float, Meta(gt=0)]
+"""A duration that must not be zero."""
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["auto", "json", "text"]
+"""`gateway.ops.logs.LOG_FORMATS`, as a type (a test keeps the two alike)."""
+FsyncPolicy = Literal["always", "everysec", "no"]
+FSYNC_POLICIES: tuple[str, ...] = get_args(FsyncPolicy)
 
-class SettingsError(ValueError):
-    """A configuration value that cannot be used; the message names the key and the value."""
-
-
-def _number(
-    convert: Callable[[str], float], accept: Callable[[float], bool], rule: str
-) -> Callable[[str], Any]:
-    """A parser of numbers by `convert` that refuses those `accept` rejects, saying `rule`."""
-
-    def parse(value: str) -> Any:
-        number = convert(value)
-        if not accept(number):
-            raise ValueError(rule)
-        return number
-
-    return parse
-
-
-_positive_int = _number(int, lambda n: n >= 1, "must be 1 or more")
-_positive_float = _number(float, lambda n: n > 0, "must be more than 0")
-_non_negative_int = _number(int, lambda n: n >= 0, "must be 0 or more")
-_non_negative_float = _number(float, lambda n: n >= 0, "must be 0 or more")
-
+REDIS_URL_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+"""What redis-py connects to, and the cluster marker of `gateway.store.redis_url`."""
+RedisUrl = Annotated[str, Meta(pattern=f"^(?i:{'|'.join(map(re.escape, REDIS_URL_SCHEMES))})://.")]
 
 _SIZE_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+SIZE = "a size of 1 byte or more, e.g. 1048576, 512k, 64M, 1G"
 
 
 def parse_size(value: str) -> int:
     """Bytes from `1048576`, `512k`, `64M`, `1G` or `1GiB` (binary units)."""
     text = value.strip().lower().removesuffix("ib").removesuffix("b")
     unit = _SIZE_UNITS.get(text[-1:], 1) if text else 1
-    number = int(text[:-1] if unit > 1 else text)
-    if number < 1:
-        raise ValueError("must be 1 or more bytes")
-    return number * unit
-
-
-def _fsync_policy(value: str) -> str:
-    if value not in FSYNC_POLICIES:
-        raise ValueError(f"must be one of {', '.join(FSYNC_POLICIES)}")
-    return value
-
-
-def _log_format(value: str) -> str:
-    if value not in LOG_FORMATS:
-        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
-    return value
+    return int(text[:-1] if unit > 1 else text) * unit
 
 
 def _networks(value: str) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip())
-
-
-def _optional_path(value: str) -> Path | None:
-    return Path(value) if value else None
-
-
-def _optional_str(value: str) -> str | None:
-    return value or None
 
 
 def _public_url(value: str) -> str | None:
@@ -85,135 +59,155 @@ def _public_url(value: str) -> str | None:
     return url or None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything the gateway process is configured with.
+class Common(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the streams are and how to log: the same for `serve` and the worker's commands."""
 
-    Each field is also read from the environment as `GATEWAY_<FIELD>` (upper case).
-    """
-
-    host: str = "0.0.0.0"
-    port: int = 8080
-    redis_url: str | None = None
-    sources: Path | None = None
-    workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
-    """Processes sharing the port; one per core unless told otherwise."""
-    partitions: int = 1
-    data_dir: Path = Path("gateway-data")
-    trusted_proxies: tuple[IPNetwork, ...] = ()
-    redis_timeout: float = 2.0
-    """Seconds a message may wait for Redis before the request gets a 503."""
-    retry_after: int = 5
-    """The `Retry-After` (seconds) sent with a 503."""
-    max_message_bytes: int = 32 * 1024
-    max_batch_bytes: int = 500 * 1024
-    max_batch_items: int = 2500
-    max_depth: int = 64
-    log_level: str = "info"
-    log_format: str = "auto"
-    """`json`, `text`, or `auto`: text on a terminal, JSON otherwise (see `gateway.ops.logs`)."""
-    spool_max_bytes: int = 1024**3
-    """Disk the spool may use under `<data_dir>/spool/` (per process) before answering 503."""
-    spool_segment_bytes: int = 16 * 1024**2
-    """Size at which a spool file is closed and a new one started (replay deletes whole files)."""
-    spool_fsync: str = "everysec"
-    """`always` (fsync before answering), `everysec` (in the background) or `no` (the kernel's)."""
-    dedupe_window: int = 3600
-    """Seconds a messageId is remembered per source to drop duplicates; 0 turns dedupe off."""
-    shutdown_grace: float = 10.0
-    """Seconds a stopping process has for in-flight requests and flushing before it exits."""
-    public_url: str | None = None
-    """The gateway's URL as browsers reach it (`https://t.example.com`), for the SDK settings."""
-    analytics_js: Path | None = None
-    """The `dist/umd` folder of `@segment/analytics-next`, served as first-party analytics.js."""
+    redis_url: Annotated[
+        RedisUrl | None,
+        Setting(
+            "your Redis or Valkey (redis://host:port/db), or any node of a Redis Cluster "
+            "(detected; redis+cluster:// says so)",
+            metavar="URL",
+            default="the embedded server, which serve starts and a worker finds in --data-dir",
+            allowed="a URL starting with "
+            + ", ".join(s + "://" for s in REDIS_URL_SCHEMES[:-1])
+            + f" or {REDIS_URL_SCHEMES[-1]}://",
+        ),
+    ] = None
+    data_dir: Annotated[
+        Path, Setting("local state: the spool and the embedded server's files", metavar="DIR")
+    ] = Path("gateway-data")
+    partitions: Annotated[
+        Count,
+        Setting("stream partitions (a worker reads these, and finds more that exist)", metavar="N"),
+    ] = 1
+    log_level: Annotated[LogLevel, Setting("how much to log", parse=str.lower)] = "info"
+    log_format: Annotated[
+        LogFormat,
+        Setting("json (an object a line), text, or auto: text on a terminal, else json"),
+    ] = "auto"
 
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Settings from `environ` (default: the process environment), then `overrides`.
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Settings from `overrides` (typed values or text; None: unset), else `environ`
+        (default: the process environment), else the defaults; `SettingsError` if unusable."""
+        return read(cls, environ, overrides)
 
-        Overrides are typed values or strings to parse; `None` means unset.
-        """
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name, parse in _PARSERS.items():
-            key = f"GATEWAY_{name.upper()}"
-            if key in environ:
-                try:
-                    values[name] = parse(environ[key])
-                except ValueError as exc:
-                    raise SettingsError(f"{key}={environ[key]!r}: {exc}") from None
-        unknown = set(overrides) - set(_PARSERS)
-        if unknown:
-            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
-        for name, value in overrides.items():
-            if isinstance(value, str):
-                try:
-                    value = _PARSERS[name](value)
-                except ValueError as exc:
-                    raise SettingsError(f"{name}={value!r}: {exc}") from None
-            if value is not None:
-                values[name] = value
-        settings = cls(**values)
-        settings.check()
-        return settings
+
+class Settings(Common, frozen=True, kw_only=True):
+    """Everything `gateway serve` is configured with; each field a flag and a variable."""
+
+    host: Annotated[str, Meta(min_length=1), Setting("address to listen on", metavar="ADDRESS")] = (
+        "0.0.0.0"
+    )
+    port: Annotated[Port, Setting("port to listen on")] = 8080
+    sources: Annotated[
+        Path | None,
+        Setting("TOML file of sources and writeKeys", metavar="FILE", default="none: open mode"),
+    ] = None
+    workers: Annotated[
+        Count, Setting("processes sharing the port", metavar="N", default="one per core")
+    ] = msgspec.field(default_factory=lambda: os.cpu_count() or 1)
+    trusted_proxies: Annotated[
+        tuple[IPNetwork, ...],
+        Setting(
+            "proxies whose X-Forwarded-For is believed",
+            metavar="NETWORKS",
+            default="none",
+            allowed="comma-separated networks, e.g. 10.0.0.0/8,::1",
+            parse=_networks,
+        ),
+    ] = ()
+    redis_timeout: Annotated[
+        Seconds, Setting("seconds a message may wait for Redis before going to the spool")
+    ] = 2.0
+    retry_after: Annotated[Count, Setting("the Retry-After of a 503, in seconds")] = 5
+    max_message_bytes: Annotated[Count, Setting("bytes of one message")] = 32 * 1024
+    max_batch_bytes: Annotated[Count, Setting("bytes of one batch request")] = 500 * 1024
+    max_batch_items: Annotated[Count, Setting("items of one batch")] = 2500
+    max_depth: Annotated[Count, Setting("nesting depth of a message")] = 64
+    spool_max_bytes: Annotated[
+        Count,
+        Setting(
+            "disk the spool may use per process while Redis is away, before answering 503",
+            metavar="SIZE",
+            default="1G",
+            allowed=SIZE,
+            parse=parse_size,
+        ),
+    ] = 1024**3
+    spool_segment_bytes: Annotated[
+        Count,
+        Setting(
+            "size at which a spool file is closed and the next started",
+            metavar="SIZE",
+            default="16M",
+            allowed=SIZE,
+            parse=parse_size,
+        ),
+    ] = 16 * 1024**2
+    spool_fsync: Annotated[
+        FsyncPolicy,
+        Setting(
+            "fsync the spool before answering (always), every second (everysec) or never "
+            "(no); every policy survives a crash of the gateway process"
+        ),
+    ] = "everysec"
+    dedupe_window: Annotated[
+        Annotated[int, Meta(ge=0)],
+        Setting("seconds a messageId is remembered per source to drop duplicates; 0: off"),
+    ] = 3600
+    shutdown_grace: Annotated[
+        Annotated[float, Meta(ge=0)],
+        Setting("seconds to finish requests in flight and flush on SIGTERM or SIGINT"),
+    ] = 10.0
+
+    public_url: Annotated[
+        str | None,
+        Setting(
+            "the gateway's URL as browsers reach it, for the SDK settings' apiHost",
+            metavar="URL",
+            default="from each request's Host",
+            allowed="an http:// or https:// URL, e.g. https://t.example.com",
+            parse=_public_url,
+        ),
+    ] = None
+    analytics_js: Annotated[
+        Path | None,
+        Setting(
+            "serve this analytics.js build (dist/umd of @segment/analytics-next) as "
+            "/analytics.js/v1/{writeKey}/analytics.min.js",
+            metavar="DIR",
+            default="none: not served",
+        ),
+    ] = None
 
     def check(self) -> None:
-        """Reject values that parse but cannot work."""
-        for name in ("port",):
-            if not 0 <= getattr(self, name) <= 65535:
-                raise SettingsError(f"{name}={getattr(self, name)!r}: not a TCP port")
-        for name in (
-            "workers",
-            "partitions",
-            "max_message_bytes",
-            "max_batch_bytes",
-            "max_batch_items",
-            "max_depth",
-            "retry_after",
-            "spool_max_bytes",
-            "spool_segment_bytes",
-        ):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{name}={getattr(self, name)!r}: must be 1 or more")
-        if self.log_format not in LOG_FORMATS:
-            raise SettingsError(
-                f"log_format={self.log_format!r}: must be one of {', '.join(LOG_FORMATS)}"
-            )
-        if self.spool_fsync not in FSYNC_POLICIES:
-            raise SettingsError(
-                f"spool_fsync={self.spool_fsync!r}: must be one of {', '.join(FSYNC_POLICIES)}"
-            )
-        if self.dedupe_window < 0 or self.shutdown_grace < 0:
-            raise SettingsError("dedupe_window and shutdown_grace must be 0 or more")
+        """What one field cannot say alone: how two relate, whether a path can be used."""
         if self.max_message_bytes > self.max_batch_bytes:
-            raise SettingsError(
-                f"max_message_bytes={self.max_message_bytes} is larger than "
-                f"max_batch_bytes={self.max_batch_bytes}"
+            raise Invalid(
+                "max_message_bytes", f"must be at most --max-batch-bytes ({self.max_batch_bytes})"
             )
+        if self.sources is not None and not (
+            self.sources.is_file() and os.access(self.sources, os.R_OK)
+        ):
+            raise Invalid("sources", "must be a file the gateway can read")
+        problem = _unwritable(self.data_dir)
+        if problem:
+            raise Invalid("data_dir", problem)
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "host": str,
-    "port": int,
-    "redis_url": _optional_str,
-    "sources": _optional_path,
-    "workers": _positive_int,
-    "partitions": _positive_int,
-    "data_dir": Path,
-    "trusted_proxies": _networks,
-    "redis_timeout": _positive_float,
-    "retry_after": _positive_int,
-    "max_message_bytes": _positive_int,
-    "max_batch_bytes": _positive_int,
-    "max_batch_items": _positive_int,
-    "max_depth": _positive_int,
-    "log_level": str,
-    "log_format": _log_format,
-    "spool_max_bytes": parse_size,
-    "spool_segment_bytes": parse_size,
-    "spool_fsync": _fsync_policy,
-    "dedupe_window": _non_negative_int,
-    "shutdown_grace": _non_negative_float,
-    "public_url": _public_url,
-    "analytics_js": _optional_path,
-}
+def _unwritable(directory: Path) -> str | None:
+    """Why the gateway could not keep files in `directory` (made if missing), or None."""
+    if directory.exists():
+        if not directory.is_dir():
+            return "must be a directory (it is a file)"
+        if not os.access(directory, os.W_OK | os.X_OK):
+            return "must be a directory the gateway can write to"
+        return None
+    parent = directory.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be made: {parent} is not a directory the gateway can write to"
+    return None

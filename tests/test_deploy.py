@@ -8,8 +8,6 @@ and the embedded server binary loads deploy/redis.conf.
 
 from __future__ import annotations
 
-import ast
-import dataclasses
 import functools
 import re
 import shutil
@@ -27,8 +25,10 @@ import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
+from gateway.ops import flags as settings_flags
 from gateway.ops.embedded import free_port, server_binary
 from gateway.settings import Settings
+from gateway.worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -281,18 +281,11 @@ def flags_of(command: str) -> frozenset[str]:
 
 
 def variables_read() -> set[str]:
-    """Every `GATEWAY_*` variable a command reads: the settings' and the worker's own."""
-    names = {f"GATEWAY_{field.name.upper()}" for field in dataclasses.fields(Settings)}
-    tree = ast.parse((ROOT / "gateway" / "worker" / "cli.py").read_text())
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "_env"
-            and isinstance(node.args[0], ast.Constant)
-        ):
-            names.add(f"GATEWAY_{str(node.args[0].value).upper()}")
-    return names
+    """Every `GATEWAY_*` variable a command reads: serve's settings and the worker's."""
+    return {
+        *settings_flags.flags(Settings).values(),
+        *settings_flags.flags(WorkerSettings).values(),
+    }
 
 
 def test_every_flag_the_deploy_files_pass_exists() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import build_parser
+from gateway.ops import flags
 from gateway.settings import Settings, SettingsError
 
 
@@ -35,10 +36,16 @@ def test_environment_and_flags() -> None:
         0,
         2.5,
     )
-    flags = "serve --spool-max-bytes 1GiB --spool-fsync no --dedupe-window 60 --shutdown-grace 3"
-    args = build_parser().parse_args([*flags.split(), "--redis-timeout", "0.5"])
-    assert args.redis_timeout == 0.5
-    assert (args.spool_max_bytes, args.spool_fsync, args.dedupe_window, args.shutdown_grace) == (
+    line = "serve --spool-max-bytes 1GiB --spool-fsync no --dedupe-window 60 --shutdown-grace 3"
+    args = build_parser().parse_args([*line.split(), "--redis-timeout", "0.5"])
+    flagged = flags.from_args(Settings, args, environ={"GATEWAY_SPOOL_FSYNC": "always"})
+    assert flagged.redis_timeout == 0.5
+    assert (
+        flagged.spool_max_bytes,
+        flagged.spool_fsync,
+        flagged.dedupe_window,
+        flagged.shutdown_grace,
+    ) == (
         1024**3,
         "no",
         60,

@@ -207,13 +207,3 @@ def test_unparseable_requests_get_json_and_the_process_serves_on(tmp_path: Path)
         assert "ERROR" not in text
     finally:
         assert stop(process) == 0
-
-
-def test_bad_configuration_says_what_to_fix(tmp_path: Path) -> None:
-    log = tmp_path / "out.log"
-    process = start(["serve", "--sources", str(tmp_path / "missing.toml")], log)
-    assert process.wait(20) == 2
-    assert "cannot read sources file" in log.read_text()
-    process = start(["serve", "--partitions", "0"], log)
-    assert process.wait(20) == 2
-    assert "partitions=0: must be 1 or more" in log.read_text()

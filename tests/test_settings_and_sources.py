@@ -26,7 +26,7 @@ def test_environment_and_overrides() -> None:
         ({"GATEWAY_PORT": "http"}, "GATEWAY_PORT='http'"),
         ({"GATEWAY_PARTITIONS": "0"}, "GATEWAY_PARTITIONS='0'"),
         ({"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/33"}, "GATEWAY_TRUSTED_PROXIES"),
-        ({"GATEWAY_MAX_MESSAGE_BYTES": "600000"}, "max_message_bytes=600000"),
+        ({"GATEWAY_MAX_MESSAGE_BYTES": "600000"}, "GATEWAY_MAX_MESSAGE_BYTES='600000'"),
     ],
 )
 def test_bad_values_name_the_key_and_value(environ: dict[str, str], named: str) -> None:

@@ -1,12 +1,11 @@
 """A consumer in a Redis consumer group over every partition stream, at least once.
 
 The loop: reclaim entries left pending past `reclaim_idle` (a dead worker's batch, or a
-batch that failed and waits for its retry) with `XAUTOCLAIM`; else read new entries with a
-blocking `XREADGROUP` over every partition; hand them to the dispatcher; acknowledge each
-entry once every destination it routes to accepted it. A failed entry stays pending and is
-reclaimed (by this worker or another) after `reclaim_idle`; Redis counts the deliveries,
-so the attempt count survives crashes. After `max_attempts`, or at once when a destination
-says retrying cannot help, the entry goes to the group's dead-letter stream.
+batch that failed and waits for its retry) with `XAUTOCLAIM`, counting each one's
+deliveries; else read new entries with a blocking `XREADGROUP` over every partition (one
+read per partition on a cluster: `gateway.worker.cluster_reads`); hand them over in batches
+to `gateway.worker.outcomes`, which delivers, acknowledges, leaves for a retry or
+dead-letters, while the batch in hand is kept from looking idle.
 """
 
 from __future__ import annotations
@@ -26,12 +25,12 @@ from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from gateway.ops import tasks
 from gateway.ops.text import as_text as _text
 from gateway.store.redis_client import AnyRedis
-from gateway.worker import deadletters
+from gateway.worker import outcomes
 from gateway.worker.cluster_reads import PartitionReads
-from gateway.worker.deadletters import DeadLetter
-from gateway.worker.dispatch import Dispatcher, Outcome
+from gateway.worker.dispatch import Dispatcher
 from gateway.worker.message import Message
 from gateway.worker.options import ConsumerOptions, Stats
+from gateway.worker.outcomes import UNREADABLE
 
 log = logging.getLogger("gateway.worker")
 
@@ -203,73 +202,13 @@ class Consumer:
         # claimed until the last batch is done.
         async with self._keep_claimed(messages):
             for start in range(0, len(messages), size):
-                await self._handle_batch(messages[start : start + size])
-
-    async def _handle_batch(self, batch: list[Message]) -> None:
-        options = self.options
-        letters: list[DeadLetter] = []
-        sendable: list[Message] = []
-        for message in batch:
-            if message.attempt > options.max_attempts:
-                # Handed out more often than allowed: workers died delivering it.
-                letters.append(
-                    _letter(
-                        message,
-                        f"gave up after {options.max_attempts} attempts "
-                        "(workers stopped while delivering it)",
-                        self.dispatcher.targets(message),
-                        options.max_attempts,
-                    )
+                await outcomes.deliver(
+                    self.redis,
+                    self.options,
+                    self.dispatcher,
+                    messages[start : start + size],
+                    self.stats,
                 )
-            elif message.body is _UNREADABLE:
-                letters.append(_letter(message, "not a JSON object", [], message.attempt))
-            else:
-                sendable.append(message)
-        outcomes = await self.dispatcher.deliver(sendable) if sendable else []
-        delivered: list[Message] = []
-        retrying: dict[str, list[Message]] = {}
-        for message, outcome in zip(sendable, outcomes, strict=True):
-            if not outcome:
-                delivered.append(message)
-            elif message.attempt >= options.max_attempts or not all(
-                f.retry for f in outcome.values()
-            ):
-                letters.append(_letter(message, _error(outcome), list(outcome), message.attempt))
-                self.dispatcher.forget(message)
-            else:
-                retrying.setdefault(_error(outcome), []).append(message)
-        await deadletters.acknowledge(self.redis, options.group, [m.key for m in delivered])
-        for error, failed in retrying.items():
-            # One line per distinct error: an outage fails whole batches alike.
-            log.warning(
-                "worker: %d message(s) failed (attempt %s of %d): %s; retrying in %gs or more",
-                len(failed),
-                "/".join(sorted({str(m.attempt) for m in failed})),
-                options.max_attempts,
-                error,
-                options.reclaim_idle,
-                extra={"event": "delivery_failed", "group": options.group, "count": len(failed)},
-            )
-            self.stats.failed += len(failed)
-        for letter in letters:
-            log.error(
-                "worker: dead-lettered %s %s after %d attempt(s): %s",
-                letter.stream,
-                letter.id,
-                letter.attempts,
-                letter.error,
-                extra={
-                    "event": "dead_letter",
-                    "group": options.group,
-                    "stream": letter.stream,
-                    "id": letter.id,
-                },
-            )
-        await deadletters.bury(self.redis, options.group, letters)
-        self.stats.delivered += len(delivered)
-        self.stats.dead += len(letters)
-        self.stats.batches += 1
-        log.debug("worker: batch of %d: %d delivered", len(batch), len(delivered))
 
     @contextlib.asynccontextmanager
     async def _keep_claimed(self, batch: Sequence[Message]) -> AsyncIterator[None]:
@@ -312,7 +251,6 @@ class Consumer:
         await pipe.execute()
 
 
-_UNREADABLE: dict[str, Any] = {}
 _decode = msgspec.json.Decoder().decode
 
 
@@ -322,9 +260,9 @@ def _message(stream: str, entry: Entry, attempt: int) -> Message:
     try:
         body = _decode(data)
     except msgspec.DecodeError:
-        body = _UNREADABLE
+        body = UNREADABLE
     if not isinstance(body, dict):
-        body = _UNREADABLE
+        body = UNREADABLE
     return Message(
         stream=stream,
         id=_text(entry_id),
@@ -333,19 +271,3 @@ def _message(stream: str, entry: Entry, attempt: int) -> Message:
         source=fields.get(b"source", b"").decode(errors="replace"),
         attempt=attempt,
     )
-
-
-def _letter(message: Message, error: str, names: list[str], attempts: int) -> DeadLetter:
-    return DeadLetter(
-        stream=message.stream,
-        id=message.id,
-        data=message.data,
-        source=message.source,
-        error=error,
-        attempts=attempts,
-        destinations=tuple(names),
-    )
-
-
-def _error(outcome: Outcome) -> str:
-    return "; ".join(f"{name}: {failure.error}" for name, failure in outcome.items())
