@@ -37,6 +37,21 @@ class Code(enum.StrEnum):
     """A path or method the gateway does not serve: no message was refused (not counted)."""
 
 
+PHRASES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+"""The `Error` text of each status the gateway answers with, as the contract spells it."""
+
 _CODE_OF_STATUS = {
     401: Code.AUTH,
     403: Code.AUTH,
@@ -73,8 +88,9 @@ class ApiError(Exception):
 
     @property
     def error(self) -> str:
-        """The status's reason phrase, as the `Error` field."""
-        return HTTPStatus(self.status).phrase
+        """The status's reason phrase, as the `Error` field: the contract's text, fixed here
+        (Python's `HTTPStatus` renamed 413's phrase in 3.13)."""
+        return PHRASES.get(self.status) or HTTPStatus(self.status).phrase
 
     @property
     def summary(self) -> str:
