@@ -16,7 +16,8 @@ from bench.report import END, START, Row, write_between_markers
 from bench.run import judge
 from gateway.ingest.sources import Sources
 from gateway.ops.embedded import RedisProcess
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 BROWSER_HEADERS = {
     "Authorization": payloads.basic_auth(),

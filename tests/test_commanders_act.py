@@ -29,7 +29,8 @@ from gateway.constants import REJECTED_STREAM, events_key
 from gateway.ingest.sources import CommandersAct, Source, Sources, SourcesError
 from gateway.ops.embedded import RedisProcess
 from gateway.store import rejected
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 TOKEN = "7183b9d4-1031-11ee-be56-0242ac120002"
 """The documents' source key, configured for site 29 as the source `web`."""

@@ -21,7 +21,8 @@ from gateway.constants import events_key
 from gateway.ops.embedded import RedisProcess, free_port
 from gateway.store.entry import Entry
 from gateway.store.spool import Spool
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 
 def track(message_id: str, user: str = "u1") -> dict[str, Any]:

@@ -30,10 +30,10 @@ from gateway.constants import events_key
 from gateway.ops.embedded import RedisProcess, free_port
 from gateway.store.entry import Entry
 from gateway.store.spool_format import frame
+from tests.helpers.processes import ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = 3000
 CONCURRENCY = 24
 PARTITIONS = 2

@@ -21,7 +21,8 @@ from redis.asyncio import Redis
 from gateway.constants import events_key
 from gateway.ingest.intilery_source import Intilery
 from gateway.ingest.sources import CommandersAct, Source, Sources, SourcesError
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 BASE = "/track/acme/shop/SHOP/v1"
 ACCOUNT_TOKEN = "tok_every_brand"

@@ -17,7 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from gateway.constants import events_key
@@ -38,37 +37,17 @@ from gateway.worker import metrics as worker_metrics
 from gateway.worker.consumer import Consumer
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.options import ConsumerOptions
-from tests import worker_helpers
-from tests.conftest import MakeClient
-from tests.worker_helpers import ListDestination
+from tests.helpers import processes
+from tests.helpers.destinations import ListDestination
+from tests.helpers.gateway import MakeClient
+from tests.helpers.metrics import Samples, parse, total, value
+from tests.helpers.processes import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "wk_metrics_test"
 SOURCES = Sources([Source(id="web", write_keys=[KEY])])
 AUTH = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
 TRACK = {"userId": "u1", "event": "Order Completed"}
 STREAM = events_key(0)
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample of an exposition, by name and labels."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """One sample's value; 0 when it is absent (a count that never happened)."""
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def total(samples: Samples, name: str) -> float:
-    """The sum of every sample of `name`, whatever its labels."""
-    return sum(v for (n, _), v in samples.items() if n == name)
 
 
 async def scrape(client: TestClient[Any, Any]) -> Samples:
@@ -388,13 +367,13 @@ async def test_a_running_worker_serves_its_metrics(
     redis: Redis, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
     port = free_port()
-    process = await worker_helpers.start(
+    process = await processes.start(
         "worker", "--redis-url", redis_server.url, "--group", "g", "--destination", "file",
         "--path", str(tmp_path / "out"), "--block", "0.1", "--metrics-port", str(port),
         "--metrics-host", "127.0.0.1", "--log-format", "json",
     )  # fmt: skip
     try:
-        line = await worker_helpers.wait_for_line(process, "metrics on")
+        line = await processes.wait_for_line(process, "metrics on")
         assert json.loads(line.splitlines()[-1])["event"] == "metrics_listening"
         for n in range(3):
             await redis.xadd(STREAM, {"data": json.dumps({**TRACK, "messageId": f"w{n}"})})
@@ -409,7 +388,7 @@ async def test_a_running_worker_serves_its_metrics(
         assert value(samples, "gateway_group_consumers", group="g", stream=STREAM) == 1
     finally:
         process.terminate()
-        await worker_helpers.finish(process)
+        await processes.finish(process)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ from gateway.http.app_keys import COMMITTER
 from gateway.http.pixel import GIF, decode_base64, nest
 from gateway.ingest.sources import Source, Sources
 from gateway.ops.embedded import free_port
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 KEY = "wk_mail_1"
 SOURCES = Sources(

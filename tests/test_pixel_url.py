@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -14,9 +13,9 @@ from yarl import URL
 from gateway.cli import main
 from gateway.http.pixel import GIF
 from gateway.ingest.sources import Source, Sources
-from tests.conftest import MakeClient, stream_messages
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.gateway import MakeClient
+from tests.helpers.processes import ROOT
+from tests.helpers.streams import stream_messages
 
 
 def pixel_url(capsys: Any, *args: str) -> str:

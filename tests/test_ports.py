@@ -14,7 +14,7 @@ import requests
 from gateway.ops.embedded import URL_FILE, free_port
 from gateway.server import QUICK_FAILURES, _supervise
 from gateway.settings import Settings
-from tests.test_serve import start, stop
+from tests.helpers.serve import start, stop
 
 TRACK = {"userId": "u1", "event": "Started"}
 

@@ -25,9 +25,9 @@ from gateway.ingest.intilery_source import Intilery
 from gateway.ingest.sources import Source, Sources
 from gateway.ops.embedded import RedisProcess, free_port
 from gateway.store.ratelimit import Limit, RateLimiter
-from tests.conftest import MakeClient
+from tests.helpers.gateway import MakeClient
+from tests.helpers.processes import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 BASE = "/track/acme/shop/SHOP/v1"
 TRACK = msgspec.json.encode({"userId": "u1", "event": "Played"})
 

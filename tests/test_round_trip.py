@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 
 from gateway.constants import events_key
 from gateway.http.app_keys import COMMITTER
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 # analytics.js's shape, with every kind of JSON value and fields the gateway does not know.
 MESSAGE: dict[str, Any] = {

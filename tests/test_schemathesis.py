@@ -22,7 +22,7 @@ from schemathesis import checks
 
 from gateway.http import openapi
 from gateway.ops.embedded import free_port
-from tests.test_serve import start, stop, wait_for
+from tests.helpers.serve import start, stop, wait_for
 
 MAX_EXAMPLES = 12
 """Per operation (70 of them): about 20 s on two busy cores, well under a minute."""

@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 from gateway.http.app_keys import METRICS
 from gateway.ingest.sources import Source, Sources
 from gateway.settings import Settings, SettingsError
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 KEY = "wk_web_1"
 SOURCES = Sources(

@@ -16,7 +16,7 @@ from gateway.worker.destinations import Result
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.message import Message
 from gateway.worker.options import ConsumerOptions
-from tests.worker_helpers import ListDestination
+from tests.helpers.destinations import ListDestination
 
 STREAM = events_key(0)
 

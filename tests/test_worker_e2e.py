@@ -15,8 +15,10 @@ from redis.asyncio import Redis
 
 from gateway.constants import dead_letter_key, events_key
 from gateway.ops.embedded import RedisProcess, free_port
-from tests.conftest import MakeClient, stream_messages
-from tests.worker_helpers import Collector, finish, gateway, kill, start, wait_for_line
+from tests.helpers.destinations import Collector
+from tests.helpers.gateway import MakeClient
+from tests.helpers.processes import finish, gateway, kill, start, wait_for_line
+from tests.helpers.streams import stream_messages
 
 pytestmark = pytest.mark.slow
 

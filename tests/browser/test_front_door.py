@@ -21,9 +21,9 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from gateway.http import cors
-from tests.browser.chromium import Chromium, Page
-from tests.browser.conftest import BUNDLE, HERE, KEY, MakeGateway, Requests, landed
-from tests.conftest import stream_messages
+from tests.helpers.browser import BUNDLE, HERE, KEY, MakeGateway, Requests, landed
+from tests.helpers.chromium import Chromium, Page
+from tests.helpers.streams import stream_messages
 
 pytestmark = pytest.mark.slow
 

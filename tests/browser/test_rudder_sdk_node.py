@@ -8,8 +8,9 @@ import shutil
 import pytest
 from redis.asyncio import Redis
 
-from tests.browser.conftest import HERE
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.browser import HERE
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 pytestmark = pytest.mark.slow
 
