@@ -31,6 +31,7 @@ from gateway.ops.embedded import RedisProcess, free_port
 from gateway.store.entry import Entry
 from gateway.store.spool_format import frame
 from tests.helpers.processes import ROOT
+from tests.helpers.streams import read_stream
 
 pytestmark = pytest.mark.slow
 
@@ -158,7 +159,7 @@ class Load:
         try:
             ids = []
             for n in range(PARTITIONS):
-                for _, fields in await redis.xrange(events_key(n)):
+                for _, fields in await read_stream(redis, events_key(n)):
                     ids.append(msgspec.json.decode(fields[b"data"])["messageId"])
         finally:
             await redis.aclose()
@@ -300,7 +301,7 @@ async def test_a_signal_finishes_in_flight_requests_and_a_restart_replays_the_sp
     try:
         await drained(restarted)
         redis = Redis.from_url(redis_process.url)
-        rows = [row for n in range(PARTITIONS) for row in await redis.xrange(events_key(n))]
+        rows = [row for n in range(PARTITIONS) for row in await read_stream(redis, events_key(n))]
         await redis.aclose()
         ids = sorted(msgspec.json.decode(f[b"data"])["messageId"] for _, f in rows)
         assert ids == sorted(m["messageId"] for m in messages)

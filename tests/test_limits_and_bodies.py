@@ -22,7 +22,7 @@ TRACK = {"userId": "u1", "event": "E"}
 
 def padded(size: int) -> dict[str, Any]:
     """A track message whose JSON is exactly `size` bytes."""
-    message = {**TRACK, "properties": {"pad": ""}}
+    message: dict[str, Any] = {**TRACK, "properties": {"pad": ""}}
     missing = size - len(json.dumps(message, separators=(",", ":")))
     message["properties"]["pad"] = "x" * missing
     return message

@@ -57,15 +57,18 @@ async def scrape(client: TestClient[Any, Any]) -> Samples:
     return parse(await response.text())
 
 
-# What the load sends: (method, path, body or None, headers, expected status).
-def load() -> list[tuple[str, str, bytes | None, dict[str, str], int]]:
+Request = tuple[str, str, bytes | None, dict[str, str], int]
+"""What the load sends: method, path, body or None, headers, expected status."""
+
+
+def load() -> list[Request]:
     good = json.dumps(TRACK).encode()
     batch = json.dumps(
         {"batch": [{**TRACK, "type": "track"}, {**TRACK, "type": "track"}, {"type": "track"}]}
     ).encode()
     big = json.dumps({**TRACK, "properties": {"pad": "x" * 40_000}}).encode()
     wrong_key = {"Authorization": "Basic " + base64.b64encode(b"wk_unknown:").decode()}
-    requests = [("POST", "/v1/track", good, {}, 200)] * 150
+    requests: list[Request] = [("POST", "/v1/track", good, {}, 200)] * 150
     requests += [("POST", "/v1/batch", batch, {}, 207)] * 30  # 2 accepted, 1 without userId
     requests += [("POST", "/v1/track", b'{"userId": ', {}, 400)] * 30
     requests += [("POST", "/v1/track", good, wrong_key, 400)] * 20
@@ -101,9 +104,11 @@ def expect(samples: Samples, landed: int) -> None:
 
 
 async def send_all(
-    session: aiohttp.ClientSession, base: str, requests: list[Any]
+    session: aiohttp.ClientSession, base: str, requests: list[Request]
 ) -> list[tuple[int, str]]:
-    async def one(method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Any:
+    async def one(
+        method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, str]:
         headers = {"Content-Type": "application/json", "Authorization": AUTH, **headers}
         async with session.request(method, base + path, data=body, headers=headers) as response:
             await response.read()

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from gateway.constants import events_key
 from gateway.http.app_keys import COMMITTER
 from tests.helpers.gateway import MakeClient
-from tests.helpers.streams import stream_messages
+from tests.helpers.streams import read_stream, stream_messages
 
 # analytics.js's shape, with every kind of JSON value and fields the gateway does not know.
 MESSAGE: dict[str, Any] = {
@@ -93,7 +93,7 @@ async def test_batch_items_read_back_unchanged(client: TestClient[Any, Any], red
 
 async def test_stream_entry_fields(client: TestClient[Any, Any], redis: Redis) -> None:
     await client.post("/v1/track", json=MESSAGE)
-    [(_id, fields)] = await redis.xrange(events_key(0))
+    [(_id, fields)] = await read_stream(redis, events_key(0))
     assert set(fields) == {b"data", b"source"}
     assert fields[b"source"] == b"default"
     data = msgspec.json.decode(fields[b"data"])

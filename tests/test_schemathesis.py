@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -75,5 +76,5 @@ schema = schemathesis.openapi.from_dict(msgspec.json.decode(openapi.encoded()))
     database=None,  # and nothing is written into the work tree
     suppress_health_check=list(HealthCheck),
 )
-def test_answers_conform_to_the_document(case: schemathesis.Case, live_gateway: str) -> None:
+def test_answers_conform_to_the_document(case: schemathesis.Case[Any], live_gateway: str) -> None:
     case.call_and_validate(base_url=live_gateway, checks=CHECKS, timeout=10)

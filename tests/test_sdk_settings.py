@@ -184,7 +184,7 @@ async def test_usage_metrics_are_counted_not_stored(
     )
     assert response.status == 200
     assert await stream_messages(redis) == []
-    metrics = client.server.app[METRICS]
+    metrics = client.app[METRICS]
     metrics.push()
     assert metrics.registry.get_sample_value("gateway_sdk_metrics_total") == 2
     assert (await client.post("/v1/m", data=b"{")).status == 400

@@ -18,7 +18,7 @@ from gateway.ops.embedded import RedisProcess, free_port
 from tests.helpers.destinations import Collector
 from tests.helpers.gateway import MakeClient
 from tests.helpers.processes import finish, gateway, kill, start, wait_for_line
-from tests.helpers.streams import stream_messages
+from tests.helpers.streams import read_stream, stream_messages
 
 pytestmark = pytest.mark.slow
 
@@ -206,7 +206,7 @@ async def test_always_rejected_message_is_dead_lettered_then_redriven(
     assert code == 0, err
     assert sorted(collector.ids("/")) == ["m1", "m3"]
     assert await pending(redis, "g") == 0
-    letters = await redis.xrange(dead_letter_key("g"))
+    letters = await read_stream(redis, dead_letter_key("g"))
     assert len(letters) == 1
     fields = letters[0][1]
     poison = (await enqueued(redis))["poison"]

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.typedefs import Handler
 from redis.asyncio import Redis
 
 from gateway.http import cors
@@ -199,7 +200,7 @@ async def test_a_429_is_retried_after_its_retry_after_through_cors(
     throttled: list[bool] = []
 
     @web.middleware
-    async def throttle_once(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def throttle_once(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS":
             asked.append(request.headers.get("Access-Control-Request-Headers", ""))
         elif request.path == "/v1/t" and not throttled:

@@ -11,6 +11,7 @@ from redis.asyncio import RedisCluster
 
 from gateway.constants import events_key
 from gateway.ops.embedded import RedisProcess
+from tests.helpers.streams import read_stream
 
 SLOTS = 16384
 MASTERS = 3
@@ -52,7 +53,7 @@ async def read_partitions(cluster: RedisCluster, partitions: int) -> dict[int, l
     """The messageIds of each partition, oldest first."""
     found: dict[int, list[str]] = {}
     for n in range(partitions):
-        entries = await cluster.xrange(events_key(n))
+        entries = await read_stream(cluster, events_key(n))
         found[n] = [msgspec.json.decode(fields[b"data"])["messageId"] for _, fields in entries]
     return found
 
