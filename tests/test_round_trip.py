@@ -139,9 +139,11 @@ async def test_concurrent_requests_share_round_trips(
     )
     assert [a.status for a in answers] == [200] * 200
     assert len(await stream_messages(redis)) == 200
-    # Group commit: the 200 requests went to Redis in far fewer pipelines.
+    # Group commit: the 200 requests went to Redis in far fewer pipelines. A count, not a
+    # timing: about a dozen here; a committer that sent a request or two (or three) a
+    # pipeline would need 67 or more.
     assert committer.requests >= 200
-    assert committer.flushes - before < 100
+    assert committer.flushes - before <= 200 // 4
 
 
 async def test_committing_nothing_returns_at_once(client: TestClient[Any, Any]) -> None:
