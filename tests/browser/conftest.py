@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,22 +17,17 @@ from gateway.ops.embedded import RedisProcess
 from gateway.settings import Settings
 from tests.helpers.browser import BUNDLE, HERE, KEY, Gateway, MakeGateway, Requests
 from tests.helpers.chromium import INSTALL_HINT, Chromium, find_binary, launch
-
-
-def _need(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} (the CI must install it: see .ci/run)")
-    pytest.skip(what)
+from tests.helpers.missing import missing
 
 
 @pytest.fixture
 def chromium_binary() -> str:
     binary = find_binary()
     if binary is None:
-        _need(INSTALL_HINT)
+        missing(INSTALL_HINT)
     assert binary is not None
     if not (BUNDLE / "index.js").exists():
-        _need(f"@segment/analytics-next is not installed: run `npm ci` in {HERE}")
+        missing(f"@segment/analytics-next is not installed: run `npm ci` in {HERE}")
     return binary
 
 

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from gateway.http import cors
 from tests.helpers.browser import BUNDLE, HERE, KEY, MakeGateway, Requests, landed
 from tests.helpers.chromium import Chromium, Page
+from tests.helpers.missing import missing
 from tests.helpers.streams import stream_messages
 
 pytestmark = pytest.mark.slow
@@ -179,7 +180,7 @@ async def test_rudderstack_v3_with_config_url(
     browser: Chromium, gateway: tuple[str, Requests], site: str, redis: Redis
 ) -> None:
     if not (RUDDERSTACK_BUNDLED / "index.js").exists():
-        pytest.skip(f"@rudderstack/analytics-js is not installed: run `npm ci` in {HERE}")
+        missing(f"@rudderstack/analytics-js is not installed: run `npm ci` in {HERE}")
     base, answered = gateway
     page = await browser.new_page()
     await page.goto(f"{site}/rudderstack.html")
