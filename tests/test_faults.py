@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -136,7 +136,7 @@ class Load:
                 self.phase += 1
             await asyncio.gather(*senders)
 
-    async def _send(self, session: aiohttp.ClientSession, queue: Any) -> None:
+    async def _send(self, session: aiohttp.ClientSession, queue: Iterator[dict[str, Any]]) -> None:
         for message in queue:
             for _ in range(2000):  # bounded: a message that never gets a 200 fails the test
                 try:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -281,7 +281,7 @@ def _listening_pids(log: Path) -> list[int]:
     return [line["pid"] for line in lines if line.get("event") == "listening"]
 
 
-def _wait(condition: Any, what: str, log: Path, limit: float = 30) -> None:
+def _wait(condition: Callable[[], bool], what: str, log: Path, limit: float = 30) -> None:
     deadline = time.monotonic() + limit
     while not condition():
         if time.monotonic() > deadline:

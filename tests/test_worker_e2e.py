@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.constants import dead_letter_key, events_key
@@ -57,7 +58,7 @@ def worker_args(redis_url: str, url: str, *extra: str) -> list[str]:
             "--url", url, *extra]  # fmt: skip
 
 
-async def post_batch(client: Any, messages: list[dict[str, Any]]) -> None:
+async def post_batch(client: TestClient[Any, Any], messages: list[dict[str, Any]]) -> None:
     response = await client.post("/v1/batch", json={"batch": messages})
     assert response.status == 200, await response.text()
 
