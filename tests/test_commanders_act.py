@@ -29,7 +29,8 @@ from gateway.constants import REJECTED_STREAM, events_key
 from gateway.ingest.sources import CommandersAct, Source, Sources, SourcesError
 from gateway.ops.embedded import RedisProcess
 from gateway.store import rejected
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import read_stream, stream_messages
 
 TOKEN = "7183b9d4-1031-11ee-be56-0242ac120002"
 """The documents' source key, configured for site 29 as the source `web`."""
@@ -162,7 +163,7 @@ async def sourced(make_client: MakeClient) -> TestClient[Any, Any]:
 async def rejections(redis: Redis) -> list[dict[str, Any]]:
     """The rejected-events stream, oldest first, each with its `source` field as `_source`."""
     out = []
-    for _id, fields in await redis.xrange(REJECTED_STREAM):
+    for _id, fields in await read_stream(redis, REJECTED_STREAM):
         record = msgspec.json.decode(fields[b"data"])
         record["_source"] = fields[b"source"].decode()
         out.append(record)
@@ -379,7 +380,7 @@ async def test_refused_caller_gets_200_and_a_rejection(
         "_source": source or "",
     }
     # The token is a credential: never stored.
-    for _id, fields in await redis.xrange(REJECTED_STREAM):
+    for _id, fields in await read_stream(redis, REJECTED_STREAM):
         assert params.get("token", TOKEN).encode() not in fields[b"data"]
 
 

@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 from gateway.http.routes import table
 from gateway.ingest.sources import Source, Sources
 from gateway.ops.embedded import free_port
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 ORIGIN = "https://shop.example"
 ASKED = "authorization,content-type"

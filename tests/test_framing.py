@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.http import framing
-from gateway.ops.metrics import Tally
+from gateway.ops.tally import Tally
 
 
 def test_installed_aiohttp_has_what_framing_relies_on() -> None:

@@ -21,7 +21,8 @@ from redis.asyncio import Redis
 from gateway.constants import events_key
 from gateway.ingest.intilery_source import Intilery
 from gateway.ingest.sources import CommandersAct, Source, Sources, SourcesError
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import read_stream, stream_messages
 
 BASE = "/track/acme/shop/SHOP/v1"
 ACCOUNT_TOKEN = "tok_every_brand"
@@ -62,7 +63,7 @@ _AGENT = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_4) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/78.0.3904.108 Safari/537.36"
 )
-TRACK = {
+TRACK: dict[str, Any] = {
     "userId": "ABC/123",
     "event": "Product Added",
     "context": {"page": dict(_PAGE), "userAgent": _AGENT},
@@ -386,7 +387,7 @@ async def test_the_token_is_not_stored(shop: TestClient[Any, Any], redis: Redis)
     for key in await redis.keys("*"):
         assert ACCOUNT_TOKEN.encode() not in key
         if await redis.type(key) == b"stream":
-            for _id, fields in await redis.xrange(key):
+            for _id, fields in await read_stream(redis, key):
                 assert all(ACCOUNT_TOKEN.encode() not in value for value in fields.values())
 
 

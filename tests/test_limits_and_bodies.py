@@ -14,14 +14,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 TRACK = {"userId": "u1", "event": "E"}
 
 
 def padded(size: int) -> dict[str, Any]:
     """A track message whose JSON is exactly `size` bytes."""
-    message = {**TRACK, "properties": {"pad": ""}}
+    message: dict[str, Any] = {**TRACK, "properties": {"pad": ""}}
     missing = size - len(json.dumps(message, separators=(",", ":")))
     message["properties"]["pad"] = "x" * missing
     return message

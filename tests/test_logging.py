@@ -20,7 +20,7 @@ from gateway.constants import events_key
 from gateway.ingest.sources import Source, Sources
 from gateway.ops import logs
 from gateway.ops.embedded import RedisProcess, free_port
-from tests.conftest import MakeClient
+from tests.helpers.gateway import MakeClient
 
 KEY = "wk_live_Zq8sLEAKCHECK"
 MARKER = "BODY_MARKER_7f3a9c"

@@ -10,14 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from gateway.constants import events_key
@@ -38,37 +37,17 @@ from gateway.worker import metrics as worker_metrics
 from gateway.worker.consumer import Consumer
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.options import ConsumerOptions
-from tests import worker_helpers
-from tests.conftest import MakeClient
-from tests.worker_helpers import ListDestination
+from tests.helpers import processes
+from tests.helpers.destinations import ListDestination
+from tests.helpers.gateway import MakeClient
+from tests.helpers.metrics import Samples, parse, total, value
+from tests.helpers.processes import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "wk_metrics_test"
 SOURCES = Sources([Source(id="web", write_keys=[KEY])])
 AUTH = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
 TRACK = {"userId": "u1", "event": "Order Completed"}
 STREAM = events_key(0)
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample of an exposition, by name and labels."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """One sample's value; 0 when it is absent (a count that never happened)."""
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def total(samples: Samples, name: str) -> float:
-    """The sum of every sample of `name`, whatever its labels."""
-    return sum(v for (n, _), v in samples.items() if n == name)
 
 
 async def scrape(client: TestClient[Any, Any]) -> Samples:
@@ -78,15 +57,18 @@ async def scrape(client: TestClient[Any, Any]) -> Samples:
     return parse(await response.text())
 
 
-# What the load sends: (method, path, body or None, headers, expected status).
-def load() -> list[tuple[str, str, bytes | None, dict[str, str], int]]:
+Request = tuple[str, str, bytes | None, dict[str, str], int]
+"""What the load sends: method, path, body or None, headers, expected status."""
+
+
+def load() -> list[Request]:
     good = json.dumps(TRACK).encode()
     batch = json.dumps(
         {"batch": [{**TRACK, "type": "track"}, {**TRACK, "type": "track"}, {"type": "track"}]}
     ).encode()
     big = json.dumps({**TRACK, "properties": {"pad": "x" * 40_000}}).encode()
     wrong_key = {"Authorization": "Basic " + base64.b64encode(b"wk_unknown:").decode()}
-    requests = [("POST", "/v1/track", good, {}, 200)] * 150
+    requests: list[Request] = [("POST", "/v1/track", good, {}, 200)] * 150
     requests += [("POST", "/v1/batch", batch, {}, 207)] * 30  # 2 accepted, 1 without userId
     requests += [("POST", "/v1/track", b'{"userId": ', {}, 400)] * 30
     requests += [("POST", "/v1/track", good, wrong_key, 400)] * 20
@@ -122,9 +104,11 @@ def expect(samples: Samples, landed: int) -> None:
 
 
 async def send_all(
-    session: aiohttp.ClientSession, base: str, requests: list[Any]
+    session: aiohttp.ClientSession, base: str, requests: list[Request]
 ) -> list[tuple[int, str]]:
-    async def one(method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Any:
+    async def one(
+        method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, str]:
         headers = {"Content-Type": "application/json", "Authorization": AUTH, **headers}
         async with session.request(method, base + path, data=body, headers=headers) as response:
             await response.read()
@@ -297,7 +281,7 @@ def _listening_pids(log: Path) -> list[int]:
     return [line["pid"] for line in lines if line.get("event") == "listening"]
 
 
-def _wait(condition: Any, what: str, log: Path, limit: float = 30) -> None:
+def _wait(condition: Callable[[], bool], what: str, log: Path, limit: float = 30) -> None:
     deadline = time.monotonic() + limit
     while not condition():
         if time.monotonic() > deadline:
@@ -388,13 +372,13 @@ async def test_a_running_worker_serves_its_metrics(
     redis: Redis, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
     port = free_port()
-    process = await worker_helpers.start(
+    process = await processes.start(
         "worker", "--redis-url", redis_server.url, "--group", "g", "--destination", "file",
         "--path", str(tmp_path / "out"), "--block", "0.1", "--metrics-port", str(port),
         "--metrics-host", "127.0.0.1", "--log-format", "json",
     )  # fmt: skip
     try:
-        line = await worker_helpers.wait_for_line(process, "metrics on")
+        line = await processes.wait_for_line(process, "metrics on")
         assert json.loads(line.splitlines()[-1])["event"] == "metrics_listening"
         for n in range(3):
             await redis.xadd(STREAM, {"data": json.dumps({**TRACK, "messageId": f"w{n}"})})
@@ -409,7 +393,7 @@ async def test_a_running_worker_serves_its_metrics(
         assert value(samples, "gateway_group_consumers", group="g", stream=STREAM) == 1
     finally:
         process.terminate()
-        await worker_helpers.finish(process)
+        await processes.finish(process)
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,12 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.http.app_keys import COMMITTER
-from gateway.http.pixel import GIF, decode_base64, nest
+from gateway.http.pixel import GIF, decode_base64, log, nest
 from gateway.ingest.sources import Source, Sources
 from gateway.ops.embedded import free_port
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.metrics import parse, total, value
+from tests.helpers.streams import stream_messages
 
 KEY = "wk_mail_1"
 SOURCES = Sources(
@@ -181,7 +183,13 @@ async def test_refusals_are_counted(
     with caplog.at_level(logging.WARNING, logger="gateway.http.pixel"):
         for _ in range(3):
             await get_gif(client, "/v1/pixel/page", data="%%%")
-    assert "(3 pixels refused so far)" in caplog.records[-1].getMessage()
+    counts = [r.getMessage().rpartition("(")[2] for r in caplog.records if r.name == log.name]
+    assert counts == [f"{n} pixels refused so far)" for n in (1, 2, 3)]
+    # And what an operator sees: the refusals counter, exactly (not merely present).
+    response = await client.get("/metrics")
+    samples = parse(await response.text())
+    assert value(samples, "gateway_messages_rejected_total", reason="invalid") == 3
+    assert total(samples, "gateway_messages_rejected_total") == 3
 
 
 async def test_oversize_query_string(client: TestClient[Any, Any], redis: Redis) -> None:

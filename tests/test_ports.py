@@ -16,7 +16,7 @@ import requests
 from gateway.ops.embedded import URL_FILE, RedisProcess, free_port
 from gateway.server import QUICK_FAILURES, _supervise
 from gateway.settings import Settings
-from tests.test_serve import start, stop
+from tests.helpers.serve import start, stop
 
 TRACK = {"userId": "u1", "event": "Started"}
 

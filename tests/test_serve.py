@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,39 +15,9 @@ import redis as redis_sync
 import requests
 
 from gateway.ops.embedded import PRIORITY, URL_FILE, RedisProcess, free_port
+from tests.helpers.serve import start, stop, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 TRACK = {"userId": "u1", "event": "Started"}
-
-
-def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """`gateway ARGS` in the log's directory (relative paths are relative to it)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gateway", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=log.parent,
-        )
-
-
-def wait_for(text: str, log: Path, process: subprocess.Popen[bytes], timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        content = log.read_text()
-        if text in content:
-            return content
-        if process.poll() is not None:
-            pytest.fail(f"gateway exited with {process.returncode}:\n{content}")
-        time.sleep(0.05)
-    pytest.fail(f"{text!r} not printed within {timeout}s:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(20)
 
 
 @pytest.fixture

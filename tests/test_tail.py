@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from gateway.ops.embedded import RedisProcess
 from gateway.worker import tail
-from tests.conftest import MakeClient
+from tests.helpers.gateway import MakeClient
 
 
 async def test_last_reads_every_partition_in_arrival_order(

@@ -8,8 +8,8 @@ import pytest
 from redis.asyncio import RedisCluster
 
 from gateway.constants import events_key
-from tests.conftest import MakeClient
-from tests.test_metrics import parse, total, value
+from tests.helpers.gateway import MakeClient
+from tests.helpers.metrics import parse, total, value
 
 PARTITIONS = 8
 

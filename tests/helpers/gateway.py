@@ -1,0 +1,40 @@
+"""Gateways on real sockets, in front of a given Redis: what the `make_client` fixtures start."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import RUNNER_OPTIONS, create_app
+from gateway.ingest.sources import Sources
+from gateway.settings import Settings
+
+MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+"""`await make(sources=None, **settings)`: a started gateway's client."""
+
+
+@contextlib.asynccontextmanager
+async def gateway_clients(redis_url: str, data_dir: Path) -> AsyncIterator[MakeClient]:
+    """Gateways on real sockets, on `redis_url` unless told otherwise; closed on the way out."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def make(sources: Sources | None = None, **overrides: Any) -> TestClient[Any, Any]:
+        overrides.setdefault("redis_url", redis_url)
+        overrides.setdefault("data_dir", data_dir)
+        settings = Settings.load(environ={}, **overrides)
+        server = TestServer(create_app(settings, sources))
+        await server.start_server(**RUNNER_OPTIONS)
+        client = TestClient(server)
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in clients:
+            await client.close()
