@@ -155,8 +155,11 @@ class SlowDestination(ListDestination):
 
 async def test_a_slow_batch_is_not_taken_over_while_it_is_being_sent(redis: Redis) -> None:
     await enqueue(redis, "m1", "m2")
-    slow = SlowDestination("hook", delay=1.0)
-    options = {"reclaim_idle": 0.3, "block": 0.05, "burst": True}
+    # The batch takes twice the reclaim time; the heartbeat (every third of it) must keep it
+    # from being taken over. A second of margin: a loaded 2-core machine stalls a loop for
+    # a few hundred milliseconds at times.
+    slow = SlowDestination("hook", delay=3.0)
+    options = {"reclaim_idle": 1.5, "block": 0.05, "burst": True}
     first = Consumer(redis, ConsumerOptions("g", "c1", (STREAM,), **options), Dispatcher([slow]))  # type: ignore[arg-type]
     second = Consumer(redis, ConsumerOptions("g", "c2", (STREAM,), **options), Dispatcher([slow]))  # type: ignore[arg-type]
 
