@@ -107,7 +107,8 @@ def admission(budget: AddressBudget, trusted: Sequence[IPNetwork]) -> Admit | No
             raise ApiError(
                 429,
                 "Too many requests from this address",
-                f"more than {budget.rate:g} requests a second; try again in {wait:.2f} s",
+                f"more than {budget.rate:g} requests a second; "
+                f"try again in {max(wait, 0.01):.2f} s",
                 {"Retry-After": str(math.ceil(wait))},
             )
 
