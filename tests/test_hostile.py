@@ -275,6 +275,7 @@ async def test_a_wrong_basic_key_is_refused_before_the_body(
         writer.write(head)
         answer = await asyncio.wait_for(reader.read(4096), 2)
         writer.close()
+        await writer.wait_closed()  # before the gateway stops: it would wait for this one
     assert answer.startswith(b"HTTP/1.1 400"), answer
     assert b"Invalid or missing writekey" in answer
 
