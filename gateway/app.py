@@ -10,7 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from gateway.http import pixel, routes
+from gateway.http.address_budget import AddressBudget
 from gateway.http.app_keys import (
+    ADDRESS_BUDGET,
+    BODY_LIMITS,
     COMMITTER,
     FIRST_CONTACT,
     INGEST,
@@ -21,6 +24,7 @@ from gateway.http.app_keys import (
     SPOOL,
     WRITER,
 )
+from gateway.http.body_limits import BodyLimits
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.sources import Sources
 from gateway.ops.metrics import Metrics
@@ -56,6 +60,12 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     if sources is None:  # not `or`: a Sources with no writeKeys is empty, yet not open
         sources = Sources.from_file(settings.sources)
     app[INGEST] = Ingest(settings, sources)
+    app[BODY_LIMITS] = BodyLimits(
+        settings.body_timeout, settings.body_min_rate, settings.body_memory, settings.retry_after
+    )
+    app[ADDRESS_BUDGET] = AddressBudget(
+        settings.address_rate, settings.address_burst, settings.address_table
+    )
     # One context a resource, each closed after those started after it, so a failure to
     # start one (an unusable spool directory) still closes those started before it.
     app.cleanup_ctx.append(_metrics)  # first in, last out: its last push sees the last flush
@@ -65,7 +75,7 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     app.cleanup_ctx.append(_replayer)
     app.cleanup_ctx.append(_committer)
     app.cleanup_ctx.append(_limiter)
-    routes.add_routes(app, routes.table())
+    routes.add_all(app)
     return app
 
 

@@ -32,6 +32,9 @@ class Code(enum.StrEnum):
     ENCODING = "encoding"
     AUTH = "auth"
     RATE_LIMITED = "rate_limited"
+    """Over the source's rate limit, or over its address's budget."""
+    TIMEOUT = "timeout"
+    """Headers or a body that did not arrive in time (408)."""
     UNAVAILABLE = "unavailable"
     NO_ROUTE = "no_route"
     """A path or method the gateway does not serve: no message was refused (not counted)."""
@@ -58,6 +61,7 @@ _CODE_OF_STATUS = {
     404: Code.NO_ROUTE,
     405: Code.NO_ROUTE,
     413: Code.TOO_LARGE,
+    408: Code.TIMEOUT,
     415: Code.ENCODING,
     429: Code.RATE_LIMITED,
 }

@@ -131,17 +131,18 @@ def run_process(settings: Settings, reuse_port: bool = False) -> bool:
 
 
 async def _serve_app(settings: Settings, reuse_port: bool) -> None:
-    """What `web.run_app` does, plus the gateway's answers to unparseable requests."""
+    """What `web.run_app` does, plus the gateway's connection handling (`gateway.http.framing`)."""
     app = create_app(settings)
     runner = web.AppRunner(
         app,
         handle_signals=True,
         shutdown_timeout=max(0.0, settings.shutdown_grace - settings.redis_timeout),
+        keepalive_timeout=settings.idle_timeout,
         **RUNNER_OPTIONS,
     )
     try:
         await runner.setup()  # inside: a start that fails still closes what it started
-        framing.json_errors(runner, app[METRICS].tally)
+        framing.json_errors(runner, app[METRICS].tally, settings.header_timeout)
         site = web.TCPSite(
             runner, settings.host, settings.port, reuse_port=reuse_port, backlog=1024
         )

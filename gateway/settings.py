@@ -162,6 +162,44 @@ class Settings(Common, frozen=True, kw_only=True):
         Setting("seconds to finish requests in flight and flush on SIGTERM or SIGINT"),
     ] = 10.0
 
+    header_timeout: Annotated[
+        Seconds,
+        Setting("seconds a request's headers may take, from its first byte; then 408 and close"),
+    ] = 10.0
+    idle_timeout: Annotated[
+        Seconds, Setting("seconds an idle keep-alive connection is kept open")
+    ] = 15.0
+    body_timeout: Annotated[
+        Seconds, Setting("seconds a request's body may take to arrive; then 408 and close")
+    ] = 30.0
+    body_min_rate: Annotated[
+        Annotated[int, Meta(ge=0)],
+        Setting(
+            "bytes a second a body must average after its first 5 seconds; 0: no minimum",
+            metavar="BYTES",
+        ),
+    ] = 1024
+    body_memory: Annotated[
+        Count,
+        Setting(
+            "bytes the bodies being read or inflated may hold in one process; past it, 503",
+            metavar="SIZE",
+            default="32M",
+            allowed=SIZE,
+            parse=parse_size,
+        ),
+    ] = 32 * 1024**2
+    address_rate: Annotated[
+        Annotated[float, Meta(ge=0)],
+        Setting("requests a second one client address may make, per process; 0: no limit"),
+    ] = 200.0
+    address_burst: Annotated[
+        Count, Setting("requests one client address may make at once, above its rate")
+    ] = 400
+    address_table: Annotated[
+        Count, Setting("client addresses each process keeps a budget for", metavar="N")
+    ] = 65536
+
     public_url: Annotated[
         str | None,
         Setting(

@@ -741,3 +741,24 @@ async def test_rejections_are_spooled_while_redis_is_away(
         await check.aclose()
     finally:
         own.stop()
+
+
+async def test_refused_events_keep_no_dedupe_state_and_little_body(
+    sourced: TestClient[Any, Any], redis: Redis
+) -> None:
+    """A token is public and a wrong one is recorded too: what that may cost Redis is the
+    trimmed stream alone, no dedupe set, and each entry short (docs/durability.md)."""
+    big = {**EVENT, "pad": "x" * 5000}
+    response = await sourced.post(
+        "/events/batch",
+        params={"tc_s": "1" * 500, "token": "nope"},
+        json={"batch": [EVENT, big, EVENT]},
+    )
+    assert response.status == 200
+    assert await redis.keys("gateway:dedupe:*") == []
+    records = await rejections(redis)
+    assert [r["reason"] for r in records] == ["unknown token"] * 3
+    assert records[0]["body"] == EVENT  # under the cap: as sent
+    assert records[1]["truncated"] > rejected.REFUSED_BODY
+    assert len(msgspec.json.encode(records[1]["body"])) <= rejected.REFUSED_BODY + 2
+    assert len(records[0]["siteId"]) <= rejected.MAX_FIELD + 1

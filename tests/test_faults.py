@@ -65,6 +65,8 @@ class Gateway:
             str(data_dir),
             "--partitions",
             str(PARTITIONS),
+            "--address-rate",
+            "0",  # the load comes from one address: no per-address budget
         ]
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "GATEWAY_REDIS_TIMEOUT": "1", **env}
         self.process: subprocess.Popen[bytes] | None = None

@@ -208,7 +208,7 @@ async def test_a_429_is_retried_after_its_retry_after_through_cors(
             throttled.append(True)
             error = {"Error": "Too Many Requests", "Message": "Slow down", "Details": ""}
             response = web.json_response(error, status=429, headers={"Retry-After": "1"})
-            cors.allow(request, response)
+            cors.allow(request, response, credentials=True)
             return response
         return await handler(request)
 

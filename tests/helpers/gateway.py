@@ -25,6 +25,9 @@ async def gateway_clients(redis_url: str, data_dir: Path) -> AsyncIterator[MakeC
     async def make(sources: Sources | None = None, **overrides: Any) -> TestClient[Any, Any]:
         overrides.setdefault("redis_url", redis_url)
         overrides.setdefault("data_dir", data_dir)
+        # Tests send load from one address, 127.0.0.1: no per-address budget unless a test
+        # asks for one (as the benchmark harness, docs/security.md).
+        overrides.setdefault("address_rate", 0)
         settings = Settings.load(environ={}, **overrides)
         server = TestServer(create_app(settings, sources))
         await server.start_server(**RUNNER_OPTIONS)
