@@ -32,8 +32,9 @@ from gateway.http.app_keys import METRICS
 from gateway.http.handlers import Routes
 
 
-def table() -> Routes:
-    """Every route of the gateway."""
+def table(metrics: bool = False) -> Routes:
+    """Every route of the public listener; `/metrics` only when asked (`--public-metrics`:
+    it belongs on the admin listener)."""
     routes = handlers.routes()
     routes.update(pixel.Pixels().routes())
     routes.update(webhook.routes())
@@ -44,7 +45,8 @@ def table() -> Routes:
     routes.update(rudderstack_config.routes())
     routes.update(sdk_metrics.routes())
     routes.update(health.routes())
-    routes["/metrics"] = {"GET": scrape.metrics}
+    if metrics:
+        routes["/metrics"] = {"GET": scrape.metrics}
     routes.update(apidocs.routes())
     return cors.with_preflight(routes)
 

@@ -126,8 +126,8 @@ class Sources:
                 )
             if source.intilery is not None:
                 self._add_account(source, source.intilery)
-        for key in keys:
-            self._add_key(by_id[key.source], key)
+        for given in keys:
+            self._add_key(by_id[given.source], given)
 
     def _add_key(self, source: Source, key: Key) -> None:
         if key.kind == "write_key":
@@ -154,7 +154,7 @@ class Sources:
                 f"Intilery account {'/'.join(account.account_key)!r} is "
                 f"configured under both source {other.id!r} and {source.id!r}"
             )
-        tokens = [(t, None) for t in account.tokens]
+        tokens: list[tuple[str, str | None]] = [(t, None) for t in account.tokens]
         tokens += [(t, b) for b, listed in account.brands.items() for t in listed]
         for token, brand in tokens:
             key = (*account.account_key, key_digest(token))
