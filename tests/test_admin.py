@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,6 +150,22 @@ def test_keys_made_rotated_and_revoked_on_every_process(
     everything = _dump(store) + metrics + "".join(log.read_text() for log in gateway.logs)
     assert [key for key in keys if key in everything] == []
     assert first["id"] in everything  # the dump did find the records
+
+    # The command line, on the same API.
+    cli = ["--admin-url", gateway.admin, "--admin-token", TOKEN]
+    assert _cli("sources", "create", "app", *cli).startswith("app  enabled")
+    made = json.loads(_cli("sources", "add-key", "app", "--json", *cli))
+    assert made["key"].startswith("wk_")
+    table = _cli("sources", "list", *cli)
+    assert f"{made['id']}  write_key  wk_…{made['key'][-4:]}" in table
+    assert made["key"] not in table
+    _cli("sources", "revoke-key", "app", made["id"], *cli)
+    _cli("sources", "disable", "web", *cli)
+    listed = json.loads(_cli("sources", "list", "--json", *cli))
+    assert {s["id"]: (s["enabled"], len(s["keys"])) for s in listed["sources"]} == {
+        "web": (False, 1),
+        "app": (True, 0),
+    }
     gateway.stop()
 
 
@@ -193,6 +210,15 @@ def test_the_sources_file_reloads_on_sighup_and_on_change(
         assert [s["id"] for s in listed["sources"]] == ["web"]
     finally:
         gateway.stop()
+
+
+def _cli(*args: str) -> str:
+    """`gateway ARGS`' output; it must succeed."""
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout
 
 
 def _file(key: str) -> str:
