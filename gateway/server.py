@@ -170,7 +170,9 @@ async def _serve_app(settings: Settings, reuse_port: bool) -> None:
             await site.start()
         except OSError as exc:  # taken between the check and now
             raise PortInUse(_bind_error(settings.host, settings.port, exc)) from None
-        admin = web.AppRunner(create_admin_app(app), handle_signals=False, access_log=None)
+        admin = web.AppRunner(
+            create_admin_app(app), handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
         await admin.setup()
         cleanups.append(admin.cleanup)
         admin_site = web.TCPSite(

@@ -132,7 +132,9 @@ async def test_a_source_and_its_keys_through_the_api(client: TestClient[Any, Any
     await call(client, "DELETE", f"/v1/sources/web/keys/{new['id']}", status=404)
 
 
-async def test_a_rotated_key_works_for_its_grace_then_stops(client: TestClient[Any, Any]) -> None:
+async def test_a_rotated_key_works_for_its_grace_then_stops(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
     await call(client, "POST", "/v1/sources", {"id": "web"}, 201)
     old = await call(client, "POST", "/v1/sources/web/keys", {"kind": "write_key"}, 201)
     new = await call(
@@ -146,6 +148,10 @@ async def test_a_rotated_key_works_for_its_grace_then_stops(client: TestClient[A
     }
     await asyncio.sleep(1.1)
     assert [await track(client, k) for k in (old["key"], new["key"])] == [400, 200]
+    # The next rotation forgets the records whose grace is over.
+    third = await call(client, "POST", f"/v1/sources/web/keys/{new['id']}/rotate", {}, 201)
+    fields = await redis.hkeys("gateway:control:{sources}")
+    assert sorted(fields) == [f"key:{third['id']}".encode(), b"source:web"]
 
 
 @pytest.mark.parametrize(

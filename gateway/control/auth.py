@@ -4,7 +4,10 @@ whatever the path, so that the listener tells nothing to those without the token
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
+from redis.exceptions import RedisError
 from yarl import URL
 
 from gateway.control import token as tokens
@@ -12,6 +15,8 @@ from gateway.control.app_keys import TOKEN, Handler
 from gateway.errors import ApiError
 
 COOKIE = "gateway_admin"
+
+log = logging.getLogger(__name__)
 
 
 @web.middleware
@@ -31,6 +36,12 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return ApiError(exc.status, exc.reason, exc.text or "").response()
+    except RedisError as exc:
+        log.warning("admin %s %s: Redis: %s", request.method, request.path, exc)
+        return ApiError(503, "Redis is unavailable", "the change was not made").response()
+    except Exception:
+        log.exception("admin %s %s failed", request.method, request.path)
+        return ApiError(500, "Internal error", "the gateway logged the cause").response()
 
 
 def allowed(request: web.Request, token: str) -> bool:

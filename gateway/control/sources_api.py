@@ -114,6 +114,9 @@ async def rotate_key(request: web.Request) -> web.Response:
     else:
         await live.store.put(record)
         await live.store.delete(old)
+    ended = [k for k in live.records.keys.values() if k.expired(time.time())]
+    if ended:  # the graces of earlier rotations: nothing keeps their records any more
+        await live.store.delete(*ended)
     await live.refresh()
     return _answer(shown(record, key, replaces=old.id), 201)
 
