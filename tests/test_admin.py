@@ -18,10 +18,10 @@ import redis as redis_sync
 import requests
 
 from gateway.ops.embedded import RedisProcess, free_port
-from tests.test_serve import start, stop
+from tests.helpers.gateway import ADMIN_AUTH as AUTH
+from tests.helpers.gateway import ADMIN_TOKEN as TOKEN
+from tests.helpers.serve import start, stop
 
-TOKEN = "test-admin-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TRACK = {"userId": "u1", "event": "Signed Up"}
 TRIES = 30
 """Requests, each on a new connection, so that the kernel spreads them over both processes."""
@@ -229,7 +229,8 @@ def _dump(store: redis_sync.Redis) -> str:
     """Every key and value of the server, as text."""
     out = []
     for name in store.scan_iter():
-        kind = store.type(name).decode()
+        found = store.type(name)
+        kind = found.decode() if isinstance(found, bytes) else found
         if kind == "string":
             value: Any = store.get(name)
         elif kind == "hash":
