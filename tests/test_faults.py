@@ -67,6 +67,7 @@ class Gateway:
             str(PARTITIONS),
         ]
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "GATEWAY_REDIS_TIMEOUT": "1", **env}
+        self.env["GATEWAY_ADMIN_PORT"] = str(free_port())
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -15,7 +15,7 @@ from gateway.http.app_keys import COMMITTER
 from gateway.http.pixel import GIF, decode_base64, log, nest
 from gateway.ingest.sources import Source, Sources
 from gateway.ops.embedded import free_port
-from tests.helpers.gateway import MakeClient
+from tests.helpers.gateway import MakeClient, admin_of
 from tests.helpers.metrics import parse, total, value
 from tests.helpers.streams import stream_messages
 
@@ -186,7 +186,7 @@ async def test_refusals_are_counted(
     counts = [r.getMessage().rpartition("(")[2] for r in caplog.records if r.name == log.name]
     assert counts == [f"{n} pixels refused so far)" for n in (1, 2, 3)]
     # And what an operator sees: the refusals counter, exactly (not merely present).
-    response = await client.get("/metrics")
+    response = await admin_of(client).get("/metrics")
     samples = parse(await response.text())
     assert value(samples, "gateway_messages_rejected_total", reason="invalid") == 3
     assert total(samples, "gateway_messages_rejected_total") == 3
