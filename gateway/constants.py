@@ -19,6 +19,12 @@ REJECTED_STREAM = "gateway:rejected"
 RATELIMIT_PREFIX = "gateway:ratelimit"
 """Token buckets of rate-limited callers: `gateway:ratelimit:<sha256 of the caller>`."""
 
+CONTROL_SOURCES = "gateway:control:{sources}"
+"""Sources and keys made through the admin API: a hash of `source:<id>` and `key:<id>` to
+JSON records, keys as SHA-256 digests only (`gateway.control.store`)."""
+CONTROL_VERSION = "gateway:control:{sources}:version"
+"""Counts every change of `CONTROL_SOURCES` (same slot): what every process polls."""
+
 DEFAULT_SOURCE = "default"
 """The source id of every message when no sources file is configured (open mode)."""
 

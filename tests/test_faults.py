@@ -69,6 +69,7 @@ class Gateway:
             "0",  # the load comes from one address: no per-address budget
         ]
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "GATEWAY_REDIS_TIMEOUT": "1", **env}
+        self.env["GATEWAY_ADMIN_PORT"] = str(free_port())
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from gateway.constants import REJECTED_STREAM
 from gateway.ops.embedded import RedisProcess, free_port
 from gateway.store.rejected import MAXLEN
+from tests.helpers.gateway import ADMIN_AUTH, ADMIN_TOKEN
 from tests.helpers.serve import start, stop, wait_for
 
 pytestmark = pytest.mark.slow
@@ -54,6 +55,7 @@ class Gateway:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    admin_port: int
 
     @property
     def url(self) -> str:
@@ -68,7 +70,8 @@ class Gateway:
     def answers(self) -> dict[str, float]:
         """`gateway_http_requests_total` by status, summed over routes and methods."""
         time.sleep(1.2)  # the counts reach the metrics once a second
-        text = requests.get(f"{self.url}/metrics", timeout=10).text
+        admin = f"http://127.0.0.1:{self.admin_port}/metrics"
+        text = requests.get(admin, headers=ADMIN_AUTH, timeout=10).text
         out: dict[str, float] = {}
         for status, value in re.findall(
             r'^gateway_http_requests_total\{[^}]*status="(\d+)"[^}]*\} (\S+)', text, re.M
@@ -98,15 +101,16 @@ def serve(redis_server: RedisProcess, redis: Redis, tmp_path: Path) -> Iterator[
 
     @contextlib.contextmanager
     def run(*flags: str) -> Iterator[Gateway]:
-        port = free_port()
+        port, admin_port = free_port(), free_port()
         log = tmp_path / f"gateway-{port}.log"
         args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        args += ["--admin-port", str(admin_port), "--admin-token", ADMIN_TOKEN]
         args += ["--redis-url", redis_server.url, "--sources", "sources.toml"]
         args += ["--data-dir", "data", "--log-format", "json", *flags]
         process = start(args, log)
         try:
             wait_for("listening on", log, process)
-            yield Gateway(process, port, log)
+            yield Gateway(process, port, log, admin_port)
         finally:
             if process.poll() is None:
                 stop(process)

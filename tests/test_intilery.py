@@ -665,15 +665,16 @@ write_keys = ["wk_web"]
 """
     )
     sources = Sources.from_file(path)
-    source = sources.intilery("ACME", "shop")
+    source = sources.intilery("ACME", "shop", "tok_all", "ANY")
     assert source is not None
     assert source.id == "shop"
     assert source.intilery is not None
-    assert source.intilery.allows("tok_all", "ANY")
-    assert source.intilery.allows("tok_shop", "SHOP")
-    assert not source.intilery.allows("tok_shop", "OUTLET")
+    assert sources.intilery("acme", "SHOP", "tok_shop", "SHOP") is source
+    assert sources.intilery("acme", "shop", "tok_shop", "OUTLET") is None
+    assert sources.intilery("acme", "shop", "tok_unknown", "SHOP") is None
     assert (source.intilery.rate, source.intilery.burst) == (20, 40)
-    assert sources.intilery("acme", "web") is None
+    assert sources.intilery("acme", "web", "tok_all", "ANY") is None
+    assert sources.account_owner("Acme", "Shop") is source
     assert sources.resolve("wk_web") is not None
 
 

@@ -23,6 +23,7 @@ LAYERS: dict[str, set[str]] = {
     "dialects": {"ops", "ingest"},
     "http": {"ops", "store", "ingest", "dialects"},
     "worker": {"ops", "store"},
+    "control": {"ops", "store", "ingest"},
 }
 BASE = {"gateway", "gateway.constants", "gateway.errors", "gateway.settings"}
 """Modules every package may use: the version, key names, the answers, the settings."""

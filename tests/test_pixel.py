@@ -15,7 +15,7 @@ from gateway.http.app_keys import COMMITTER
 from gateway.http.pixel import GIF, decode_base64, nest
 from gateway.ingest.sources import Source, Sources
 from gateway.ops.embedded import free_port
-from tests.helpers.gateway import MakeClient
+from tests.helpers.gateway import MakeClient, admin_of
 from tests.helpers.metrics import parse, total, value
 from tests.helpers.streams import stream_messages
 
@@ -189,7 +189,7 @@ async def test_refusals_are_counted_and_their_warnings_rate_limited(
     assert "(1 pixels refused so far)" in record.getMessage()
     assert getattr(record, "event", None) == "pixel_rejected"
     # And what an operator sees: the refusals counter, exactly (not merely present).
-    response = await client.get("/metrics")
+    response = await admin_of(client).get("/metrics")
     samples = parse(await response.text())
     assert value(samples, "gateway_messages_rejected_total", reason="invalid") == 3
     assert total(samples, "gateway_messages_rejected_total") == 3

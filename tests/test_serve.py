@@ -15,6 +15,7 @@ import redis as redis_sync
 import requests
 
 from gateway.ops.embedded import PRIORITY, URL_FILE, RedisProcess, free_port
+from tests.helpers.gateway import ADMIN_AUTH, ADMIN_TOKEN
 from tests.helpers.serve import start, stop, wait_for
 
 TRACK = {"userId": "u1", "event": "Started"}
@@ -152,8 +153,10 @@ def raw_exchange(port: int, request: bytes) -> bytes:
 def test_unparseable_requests_get_json_and_the_process_serves_on(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "gateway.log"
+    admin = free_port()
     args = ["serve", "--port", str(port), "--host", "127.0.0.1", "--workers", "1"]
     args += ["--data-dir", str(tmp_path / "data"), "--log-level", "debug"]
+    args += ["--admin-port", str(admin), "--admin-token", ADMIN_TOKEN]
     process = start(args, log)
     try:
         wait_for("listening on", log, process)
@@ -167,7 +170,9 @@ def test_unparseable_requests_get_json_and_the_process_serves_on(tmp_path: Path)
             assert error["Details"].startswith(said), error
         answer = requests.post(f"http://127.0.0.1:{port}/v1/t", json=TRACK, timeout=10)
         assert answer.json() == {"success": True}
-        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        metrics = requests.get(
+            f"http://127.0.0.1:{admin}/metrics", headers=ADMIN_AUTH, timeout=10
+        ).text
         assert 'gateway_messages_rejected_total{reason="malformed"} 4.0' in metrics
         text = log.read_text()
         assert text.count("Malformed HTTP request from 127.0.0.1") == 4

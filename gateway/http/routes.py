@@ -34,8 +34,10 @@ from gateway.http.app_keys import ADDRESS_BUDGET, METRICS, SETTINGS
 from gateway.http.handlers import Routes
 
 
-def tables() -> tuple[Routes, Routes]:
-    """The tracking routes (browsers' SDKs call them: credentials allowed), and the others."""
+def tables(metrics: bool = False) -> tuple[Routes, Routes]:
+    """The tracking routes (browsers' SDKs call them: credentials allowed), and the others
+    of the public listener; `/metrics` only when asked (`--public-metrics`: it belongs on
+    the admin listener)."""
     tracking = handlers.routes()
     tracking.update(pixel.Pixels().routes())
     tracking.update(commanders_act.routes())
@@ -46,20 +48,21 @@ def tables() -> tuple[Routes, Routes]:
     tracking.update(sdk_metrics.routes())
     others = webhook.routes()
     others.update(health.routes())
-    others["/metrics"] = {"GET": scrape.metrics}
+    if metrics:
+        others["/metrics"] = {"GET": scrape.metrics}
     others.update(apidocs.routes())
     return cors.with_preflight(tracking), cors.with_preflight(others)
 
 
-def table() -> Routes:
-    """Every route of the gateway."""
-    tracking, others = tables()
+def table(metrics: bool = False) -> Routes:
+    """Every route of the public listener."""
+    tracking, others = tables(metrics)
     return {**tracking, **others}
 
 
-def add_all(app: web.Application) -> None:
-    """Register every route of the gateway on `app` (see `add_routes`)."""
-    tracking, others = tables()
+def add_all(app: web.Application, metrics: bool = False) -> None:
+    """Register every route of the public listener on `app` (see `add_routes`)."""
+    tracking, others = tables(metrics)
     add_routes(app, {**tracking, **others}, frozenset(tracking))
 
 

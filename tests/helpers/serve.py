@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from gateway.ops.embedded import free_port
 from tests.helpers.processes import ROOT
 
 
 def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """`gateway ARGS` in the log's directory (relative paths are relative to it)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    """`gateway ARGS` in the log's directory (relative paths are relative to it); its admin
+    listener on a free port unless ARGS say which."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GATEWAY_ADMIN_PORT": str(free_port())}
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "gateway", *args],
