@@ -10,9 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from gateway.control import listener
-from gateway.control.app_keys import LIVE
+from gateway.control.app_keys import ACCESS_TTL, LIVE, SUPPRESSION
 from gateway.control.live import LiveSources
 from gateway.control.store import Store
+from gateway.control.suppression_live import LiveSuppression
 from gateway.http import pixel, routes, scrape
 from gateway.http.address_budget import AddressBudget
 from gateway.http.app_keys import (
@@ -31,6 +32,7 @@ from gateway.http.app_keys import (
 from gateway.http.body_limits import BodyLimits
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.sources import Sources
+from gateway.ingest.suppression import Suppression
 from gateway.ops.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store import redis_client, redis_url
@@ -38,6 +40,7 @@ from gateway.store.cluster_writer import ClusterWriter
 from gateway.store.committer import Committer
 from gateway.store.first_contact import FirstContact
 from gateway.store.ratelimit import RateLimiter
+from gateway.store.regulations import RegulationStore
 from gateway.store.replay import Replayer
 from gateway.store.spool import Spool
 from gateway.store.writers import open_writer
@@ -63,7 +66,7 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     app[METRICS] = Metrics()
     if sources is None:  # not `or`: a Sources with no writeKeys is empty, yet not open
         sources = Sources.from_file(settings.sources)
-    ingest = app[INGEST] = Ingest(settings, sources)
+    ingest = app[INGEST] = Ingest(settings, sources, Suppression(app[METRICS].tally))
     live = app[LIVE] = LiveSources(settings.sources, sources)
     live.listeners.append(lambda table: setattr(ingest, "sources", table))  # swapped whole
     app[BODY_LIMITS] = BodyLimits(
@@ -78,6 +81,7 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     app.cleanup_ctx.append(_writer)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_live)
+    app.cleanup_ctx.append(_suppression)
     app.cleanup_ctx.append(_spool)
     app.cleanup_ctx.append(_replayer)
     app.cleanup_ctx.append(_committer)
@@ -97,6 +101,8 @@ def create_admin_app(public: web.Application) -> web.Application:
     admin[SETTINGS] = settings
     admin[METRICS] = public[METRICS]
     admin[REDIS] = public[REDIS]
+    admin[SUPPRESSION] = public[SUPPRESSION]
+    admin[ACCESS_TTL] = settings.access_ttl
     return admin
 
 
@@ -145,6 +151,17 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     """The sources table, kept current (see `gateway.control.live`)."""
     live = app[LIVE]
     await live.start(Store(app[REDIS]), app[SETTINGS].redis_timeout)
+    try:
+        yield
+    finally:
+        await live.stop()
+
+
+async def _suppression(app: web.Application) -> AsyncIterator[None]:
+    """The suppressed subjects, kept current (see `gateway.control.suppression_live`)."""
+    live = LiveSuppression(app[INGEST].suppression, RegulationStore(app[REDIS]))
+    await live.start(app[SETTINGS].redis_timeout)
+    app[SUPPRESSION] = live
     try:
         yield
     finally:

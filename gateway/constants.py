@@ -25,6 +25,15 @@ JSON records, keys as SHA-256 digests only (`gateway.control.store`)."""
 CONTROL_VERSION = "gateway:control:{sources}:version"
 """Counts every change of `CONTROL_SOURCES` (same slot): what every process polls."""
 
+REGULATIONS_PREFIX = "gateway:regulations:{reg}"
+"""Regulations (`gateway.store.regulations`), every key in one slot: `<prefix>:index` (a
+sorted set of ids by creation), `<prefix>:r:<id>` (a hash: the record and each step's
+status), `<prefix>:pending` (the ids a worker still has steps of), `<prefix>:suppressed`
+and `<prefix>:no_track` (sets of subjects), `<prefix>:version` (counts their changes: what
+every gateway process polls), `<prefix>:lease:<id>:<step>`, `<prefix>:access:<id>` (an
+Access regulation's files, until they expire) and `<prefix>:destinations` (what each
+worker's destinations can do)."""
+
 DEFAULT_SOURCE = "default"
 """The source id of every message when no sources file is configured (open mode)."""
 

@@ -239,6 +239,13 @@ class Settings(Common, frozen=True, kw_only=True):
             allowed="a text of 16 characters or more",
         ),
     ] = None
+    access_ttl: Annotated[
+        Seconds,
+        Setting(
+            "seconds an ACCESS regulation's zip stays downloadable once finished",
+            metavar="SECONDS",
+        ),
+    ] = 7 * 86400.0
     public_metrics: Annotated[
         bool,
         Setting(

@@ -7,10 +7,16 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.control.live import LiveSources
+from gateway.control.suppression_live import LiveSuppression
 
 LIVE = web.AppKey("live", LiveSources)
 """This process's sources table and the admin API's records (`gateway.control.live`)."""
 TOKEN = web.AppKey("admin_token", str)
+SUPPRESSION = web.AppKey("suppression", LiveSuppression)
+"""This process's suppressed subjects and the regulations' store
+(`gateway.control.suppression_live`)."""
+ACCESS_TTL = web.AppKey("access_ttl", float)
+"""Seconds an ACCESS regulation's zip stays downloadable (`--access-ttl`)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Routes = dict[str, dict[str, Handler]]

@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import web
 
 from gateway import __version__
-from gateway.control import schemas
+from gateway.control import regulation_schemas, schemas
 from gateway.errors import JSON
 
 Json = dict[str, Any]
@@ -29,6 +29,7 @@ _STRUCTS = (
     schemas.SourcesView,
     schemas.SourceView,
     schemas.NewKeyView,
+    *regulation_schemas.STRUCTS,
 )
 _ERROR_SCHEMA: Json = {
     "type": "object",
@@ -78,7 +79,7 @@ def document(families: Iterable[Callable[[], PathItems]]) -> Json:
             "title": "Gateway admin API",
             "version": __version__,
             "description": "The admin listener (--admin-host, --admin-port): sources and "
-            "keys at run time, and /metrics. Every call needs the admin token "
+            "keys at run time, regulations, and /metrics. Every call needs the admin token "
             "(docs/admin.md).",
         },
         "security": [{"bearer": []}, {"cookie": []}],

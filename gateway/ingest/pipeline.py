@@ -14,6 +14,7 @@ from gateway.constants import events_key
 from gateway.errors import INVALID_WRITE_KEY, ApiError, invalid_write_key, too_large
 from gateway.ingest.enrich import Arrival, enrich, merge_batch_defaults
 from gateway.ingest.sources import Source, Sources
+from gateway.ingest.suppression import DROPPED, Suppression
 from gateway.ingest.validate import (
     BatchBody,
     MessageView,
@@ -38,9 +39,12 @@ ItemErrors = list[tuple[int, ApiError]]
 class Ingest:
     """Validates and enriches messages and makes them stream entries."""
 
-    def __init__(self, settings: Settings, sources: Sources) -> None:
+    def __init__(
+        self, settings: Settings, sources: Sources, suppression: Suppression | None = None
+    ) -> None:
         self.settings = settings
         self.sources = sources
+        self.suppression = suppression or Suppression()
         self._streams = [events_key(n) for n in range(settings.partitions)]
 
     def single(self, body: bytes, kind: str, arrival: Arrival) -> Entry:
@@ -104,8 +108,11 @@ class Ingest:
     def message(
         self, message: dict[str, Any], kind: str, arrival: Arrival, source: Source, path: str
     ) -> Entry:
-        """Validate and enrich one decoded message of type `kind` into its entry."""
+        """Validate and enrich one decoded message of type `kind` into its entry;
+        `DROPPED` when a regulation drops it."""
         view = validate(message, kind, path)
+        if self.suppression.drops(view, kind, arrival, source.id):
+            return DROPPED
         enrich(message, view, kind, arrival)
         return Entry(
             self._stream_of(view),

@@ -64,6 +64,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.dropped = Counter(
+            "gateway_messages_dropped",
+            "Messages answered as accepted but dropped by a regulation, by reason: "
+            "suppressed or no_track (docs/regulations.md).",
+            ["reason"],
+            registry=r,
+        )
         self.latency = BulkHistogram(
             "gateway_enqueue_seconds",
             "Seconds from handing a request's messages to the committer until durable.",
@@ -120,6 +127,10 @@ class Metrics:
             rejected, tally.rejected = tally.rejected, {}
             for reason, count in rejected.items():
                 self.rejected.labels(reason).inc(count)
+        if tally.dropped:
+            dropped, tally.dropped = tally.dropped, {}
+            for reason, count in dropped.items():
+                self.dropped.labels(reason).inc(count)
         if tally.redis_errors:
             errors, tally.redis_errors = tally.redis_errors, {}
             for kind, count in errors.items():

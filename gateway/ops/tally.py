@@ -65,6 +65,8 @@ class Tally:
         self.redis_errors: dict[str, int] = {}
         self.sdk_metrics = 0
         """Usage-metric series analytics.js posted to `/v1/m`."""
+        self.dropped: dict[str, int] = {}
+        """The reason (`suppressed`, `no_track`) -> messages a regulation dropped."""
         self.latency = Buckets(LATENCY_BUCKETS)
         self.flush_sizes = Buckets(FLUSH_BUCKETS)
 
@@ -91,6 +93,10 @@ class Tally:
     def reject(self, reason: Code, messages: int) -> None:
         """`messages` refused for `reason`."""
         self.rejected[reason] = self.rejected.get(reason, 0) + messages
+
+    def drop(self, reason: str) -> None:
+        """One message a regulation dropped, for `reason`."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
     def redis_error(self, exc: BaseException) -> None:
         """A Redis operation that failed with `exc`."""
