@@ -14,6 +14,7 @@ from typing import TypeVar
 import msgspec
 from redis.exceptions import RedisClusterException, RedisError
 
+from gateway.ops.tasks import running
 from gateway.store.redis_client import AnyRedis
 from gateway.worker import deadletters, metrics, redrive, status
 from gateway.worker.connection import connect
@@ -22,6 +23,7 @@ from gateway.worker.destinations import Destination
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.options import ConsumerOptions
 from gateway.worker.partitions import partition_streams
+from gateway.worker.regulation_jobs import RegulationJobs
 
 log = logging.getLogger("gateway.worker")
 
@@ -102,6 +104,8 @@ async def worker(
                     port,
                     extra={"event": "metrics_listening"},
                 )
+            jobs = RegulationJobs(redis, streams, options.group, options.consumer, destinations)
+            await stack.enter_async_context(running(jobs.run(stop)))
             stats = await consumer.run(stop)
         log.info(
             "worker: stopped: %s",

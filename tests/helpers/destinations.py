@@ -29,6 +29,8 @@ class Collector:
         """messageIds refused as item errors of a 207, as the gateway itself answers."""
         self.hold: asyncio.Event | None = None
         """When set to an Event, each request waits for it before being answered."""
+        self.deletions: list[dict[str, Any]] = []
+        """The bodies of deletion calls (an http destination's `delete_url`)."""
         self.arrived = asyncio.Event()
         self.server: TestServer | None = None
 
@@ -60,6 +62,9 @@ class Collector:
         if self.fail_next > 0:
             self.fail_next -= 1
             return web.json_response({"error": "down"}, status=500, headers={"Retry-After": "0"})
+        if "subjectIds" in body:
+            self.deletions.append(body)
+            return web.json_response({"success": True})
         assert isinstance(body["sentAt"], str)
         errors = []
         for index, message in enumerate(body["batch"]):

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from gateway.worker.message import Message
+from gateway.worker.subject import Subject
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,7 +43,9 @@ class Result:
 
 
 class Destination(abc.ABC):
-    """Where a worker delivers messages. Subclass it and implement `send`.
+    """Where a worker delivers messages. Subclass it and implement `send`; implement
+    `delete` and `access` (and say so in `can_delete`, `can_access`) if regulations can
+    reach what it holds (docs/regulations.md).
 
     The worker constructs a destination as `cls(name, **options)`, where the options come
     from the TOML file (or the command line); reject unknown options with a `TypeError` or
@@ -62,6 +65,26 @@ class Destination(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most destinations need none
         """Release what the destination holds (connections, files)."""
+
+    @property
+    def can_delete(self) -> bool:
+        """Whether `delete` is implemented (a regulation's status says NOT_SUPPORTED if not)."""
+        return False
+
+    @property
+    def can_access(self) -> bool:
+        """Whether `access` is implemented."""
+        return False
+
+    async def delete(self, subject: Subject) -> int | None:
+        """Remove (or ask the service to remove) every message of `subject` it holds; how
+        many, or None when it cannot tell. Called again after a worker was killed half-way:
+        deleting twice must be harmless. An exception fails the regulation's step."""
+        raise NotImplementedError(f"{self.describe()} cannot delete")
+
+    async def access(self, subject: Subject) -> bytes:
+        """Every message of `subject` it holds, as NDJSON (for an ACCESS regulation)."""
+        raise NotImplementedError(f"{self.describe()} cannot read messages back")
 
     def describe(self) -> str:
         """One line for the logs, without secrets."""

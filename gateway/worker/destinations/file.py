@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from gateway.worker.destinations.base import Destination, Result
+from gateway.worker.destinations.file_rewrite import collect, files, remove
 from gateway.worker.message import Message
+from gateway.worker.subject import Subject
 
 
 class FileDestination(Destination):
@@ -62,6 +64,29 @@ class FileDestination(Destination):
     async def close(self) -> None:
         async with self._lock:
             self._close_file()
+
+    @property
+    def can_delete(self) -> bool:
+        return True
+
+    @property
+    def can_access(self) -> bool:
+        return True
+
+    async def delete(self, subject: Subject) -> int:
+        """Rewrite the files without the subject's lines (the lines do not say their
+        source: a regulation of one source removes the subject's lines of every source)."""
+        async with self._lock:
+            self._close_file()  # reopened at the end of the current file by the next batch
+            paths = files(self.directory, self.prefix)
+            return await asyncio.to_thread(remove, paths, subject, self.fsync)
+
+    async def access(self, subject: Subject) -> bytes:
+        async with self._lock:
+            if self._file is not None:
+                self._file.flush()
+            paths = files(self.directory, self.prefix)
+            return await asyncio.to_thread(collect, paths, subject)
 
     def current_path(self) -> Path:
         """The file being written now."""

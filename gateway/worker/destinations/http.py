@@ -14,6 +14,7 @@ import asyncio
 import base64
 import gzip as gzip_module
 import random
+import string
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -27,6 +28,14 @@ from gateway import __version__
 from gateway.ops.timestamps import iso, now
 from gateway.worker.destinations.base import Destination, Failure, Result
 from gateway.worker.message import Message
+from gateway.worker.subject import Subject
+
+DELETE_BODY = (
+    '{"regulationId": $regulation_id, "regulationType": $regulation_type, '
+    '"subjectType": $subject_type, "subjectIds": $subject_ids}'
+)
+"""What a deletion POSTs by default: Segment's Public API's regulation body."""
+_DELETE_FIELDS = frozenset({"regulation_id", "regulation_type", "subject_type", "subject_ids"})
 
 TRANSIENT = frozenset({408, 429}) | frozenset(range(500, 600))
 """Statuses retried in place before the batch is given back to the worker."""
@@ -49,6 +58,8 @@ class HttpDestination(Destination):
         max_backoff: float = 30.0,
         max_retry_after: float = 60.0,
         gzip: bool = False,
+        delete_url: str | None = None,
+        delete_body: str = DELETE_BODY,
     ) -> None:
         super().__init__(name)
         parts = urlsplit(url)
@@ -71,6 +82,13 @@ class HttpDestination(Destination):
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
         self.gzip = gzip
+        self.delete_url = delete_url
+        self.delete_body = string.Template(delete_body)
+        if delete_url is not None and urlsplit(delete_url).scheme not in ("http", "https"):
+            raise ValueError(f"delete_url={delete_url!r}: not an http:// or https:// URL")
+        unknown = set(self.delete_body.get_identifiers()) - _DELETE_FIELDS
+        if unknown or not self.delete_body.is_valid():
+            raise ValueError(f"delete_body: unknown fields {sorted(unknown)} (or a stray $)")
         self._session: aiohttp.ClientSession | None = None
 
     def describe(self) -> str:
@@ -104,19 +122,57 @@ class HttpDestination(Destination):
                 await asyncio.sleep(delay)
         return Result.all_failed(len(batch), error)
 
+    @property
+    def can_delete(self) -> bool:
+        return self.delete_url is not None
+
+    async def delete(self, subject: Subject) -> None:
+        """POST the deletion to `delete_url`, retrying transient failures in place; raises
+        with the last answer when it was not a 2xx."""
+        assert self.delete_url is not None
+        values = {
+            "regulation_id": subject.regulation,
+            "regulation_type": subject.regulation_type,
+            "subject_type": subject.subject_type,
+            "subject_ids": sorted(subject.ids),
+        }
+        body = self.delete_body.substitute({k: _json(v) for k, v in values.items()})
+        headers = {k: v for k, v in self.headers.items() if k != "Content-Encoding"}
+        error = ""
+        for attempt in range(self.retries + 1):
+            try:
+                session = self._open_session()
+                async with session.post(self.delete_url, data=body, headers=headers) as answer:
+                    status, text = answer.status, await answer.read()
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                error = f"network error: {type(exc).__name__}: {exc}".rstrip(": ")
+            else:
+                if 200 <= status < 300:
+                    return None
+                error = f"HTTP {status}: {text[:300].decode(errors='replace')}".rstrip(": ")
+                if status not in TRANSIENT:
+                    break
+            if attempt < self.retries:
+                await asyncio.sleep(self._backoff(attempt))
+        raise RuntimeError(f"the deletion call failed: {error}")
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     async def _post(self, batch: Sequence[Message]) -> tuple[int, Mapping[str, str], bytes]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        session = self._open_session()
         body = encode_batch(batch, iso(now()))
         if self.gzip:
             body = gzip_module.compress(body, compresslevel=5)
-        async with self._session.post(self.url, data=body, headers=self.headers) as response:
+        async with session.post(self.url, data=body, headers=self.headers) as response:
             return response.status, response.headers, await response.read()
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        return self._session
 
     def _backoff(self, attempt: int) -> float:
         # Full jitter keeps many workers from retrying in step against a recovering server.
@@ -135,6 +191,10 @@ def encode_batch(batch: Sequence[Message], sent_at: str) -> bytes:
             b"}",
         )
     )
+
+
+def _json(value: object) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 def retry_after(value: str | None) -> float | None:
