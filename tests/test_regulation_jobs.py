@@ -130,9 +130,9 @@ async def test_a_step_left_half_done_is_taken_over(
     await first.register()
     await regulate(client, "SUPPRESS_ONLY", "u1")
     regulation = await regulate(client, "DELETE_ONLY", "u1")
-    collector.hold = asyncio.Event()
+    collector.hold_deletions = asyncio.Event()
     killed = asyncio.create_task(first.once())  # hangs in the deletion call
-    await asyncio.wait_for(collector.arrived.wait(), 5)
+    await asyncio.wait_for(collector.deletion_arrived.wait(), 5)
     killed.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await killed
@@ -140,7 +140,7 @@ async def test_a_step_left_half_done_is_taken_over(
     assert await RegulationStore(redis).lease(regulation, "destination:crm", "w1", 0.6)
     stores = {s["name"]: s["status"] for s in (await status(client, regulation))["stores"]}
     assert stores["destination:crm"] == "RUNNING"
-    collector.hold = None
+    collector.hold_deletions = None
 
     other = RegulationJobs(redis, STREAMS, "g", "w2", destinations, lease=0.6)
     await other.once()  # the lease is still w1's: w2 leaves the step alone

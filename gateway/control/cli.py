@@ -77,19 +77,10 @@ def _run(args: argparse.Namespace) -> int:
     client = flags.from_args(AdminClient, args)
     method, path, body = _request(args)
     try:
-        token = client.admin_token or tokens.read(client.data_dir / tokens.TOKEN_FILE)
-    except OSError as exc:
-        print(
-            f"gateway sources: no admin token: pass --admin-token (GATEWAY_ADMIN_TOKEN) or the "
-            f"gateway's --data-dir ({exc.strerror}: {exc.filename})",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        answer = _call(client.admin_url.rstrip("/") + path, token, method, body)
-    except _Refused as exc:
+        answer = call(client, method, path, body)
+    except Refused as exc:
         print(f"gateway sources: {exc}", file=sys.stderr)
-        return 1
+        return exc.code
     if args.json:
         print(json.dumps(answer, indent=2))
     elif args.verb == "list":
@@ -119,28 +110,44 @@ def _request(args: argparse.Namespace) -> tuple[str, str, Any]:
     return "DELETE", f"{source}/keys/{args.key_id}", None
 
 
-class _Refused(Exception):
-    """The API could not be reached, or refused the call."""
+class Refused(Exception):
+    """The API could not be reached, or refused the call; `code` is the exit status."""
+
+    def __init__(self, text: str, code: int = 1) -> None:
+        super().__init__(text)
+        self.code = code
 
 
-def _call(url: str, token: str, method: str, body: Any) -> Any:
+def call(client: AdminClient, method: str, path: str, body: Any = None, raw: bool = False) -> Any:
+    """Call the admin API: its JSON answer (None when empty), or its bytes with `raw`."""
+    try:
+        token = client.admin_token or tokens.read(client.data_dir / tokens.TOKEN_FILE)
+    except OSError as exc:
+        raise Refused(
+            f"no admin token: pass --admin-token (GATEWAY_ADMIN_TOKEN) or the gateway's "
+            f"--data-dir ({exc.strerror}: {exc.filename})",
+            2,
+        ) from None
+    url = client.admin_url.rstrip("/") + path
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Authorization", f"Bearer {token}")
     request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
+            answer: bytes = response.read()
     except urllib.error.HTTPError as exc:
         try:
             error = json.loads(exc.read())
             said = f"{error['Message']}: {error['Details']}".rstrip(": ")
         except (ValueError, KeyError):
             said = exc.reason
-        raise _Refused(f"{exc.code} {said}") from None
+        raise Refused(f"{exc.code} {said}") from None
     except OSError as exc:
-        raise _Refused(f"cannot reach the admin API at {url}: {exc}") from None
-    return json.loads(raw) if raw else None
+        raise Refused(f"cannot reach the admin API at {url}: {exc}") from None
+    if raw:
+        return answer
+    return json.loads(answer) if answer else None
 
 
 def _table(answer: dict[str, Any]) -> str:

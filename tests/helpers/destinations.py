@@ -30,7 +30,10 @@ class Collector:
         self.hold: asyncio.Event | None = None
         """When set to an Event, each request waits for it before being answered."""
         self.deletions: list[dict[str, Any]] = []
-        """The bodies of deletion calls (an http destination's `delete_url`)."""
+        """The bodies of deletion calls (an http destination's `delete_url`), answered."""
+        self.hold_deletions: asyncio.Event | None = None
+        """When set to an Event, each deletion call waits for it before being answered."""
+        self.deletion_arrived = asyncio.Event()
         self.arrived = asyncio.Event()
         self.server: TestServer | None = None
 
@@ -43,8 +46,9 @@ class Collector:
         return str(self.server.make_url("")).rstrip("/")
 
     async def close(self) -> None:
-        if self.hold is not None:
-            self.hold.set()
+        for hold in (self.hold, self.hold_deletions):
+            if hold is not None:
+                hold.set()
         if self.server is not None:
             await self.server.close()
 
@@ -54,6 +58,12 @@ class Collector:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = msgspec.json.decode(await request.read())
+        if "subjectIds" in body:
+            self.deletion_arrived.set()
+            if self.hold_deletions is not None:
+                await self.hold_deletions.wait()
+            self.deletions.append(body)
+            return web.json_response({"success": True})
         self.requests += 1
         self.headers.append(dict(request.headers))
         self.arrived.set()
@@ -62,9 +72,6 @@ class Collector:
         if self.fail_next > 0:
             self.fail_next -= 1
             return web.json_response({"error": "down"}, status=500, headers={"Retry-After": "0"})
-        if "subjectIds" in body:
-            self.deletions.append(body)
-            return web.json_response({"success": True})
         assert isinstance(body["sentAt"], str)
         errors = []
         for index, message in enumerate(body["batch"]):
