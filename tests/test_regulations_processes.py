@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from gateway.ops.embedded import RedisProcess, free_port
 from tests.helpers.destinations import Collector
 from tests.helpers.gateway import ADMIN_AUTH, ADMIN_TOKEN
 from tests.helpers.missing import missing
+from tests.helpers.processes import ROOT
 from tests.helpers.serve import start, stop, wait_for
 
 try:
@@ -270,10 +274,38 @@ async def test_suppress_with_delete_survives_a_sigkill(
         assert {m["userId"] for m in _archived(archive)} == {OTHER}
         assert [d["subjectIds"] for d in collector.deletions][-1] == [USER]
         assert "regulation_done" in (tmp_path / "worker-2.log").read_text()
+
+        # ACCESS through the CLI: the zip holds exactly the other user's messages.
+        made = await asyncio.to_thread(_cli, served, "create", "ACCESS", OTHER)
+        access = made.strip()
+        await _until(lambda: served.regulation(access)["overallStatus"] == "FINISHED")
+        target = tmp_path / "access.zip"
+        await asyncio.to_thread(_cli, served, "download", access, "-o", str(target))
+        with zipfile.ZipFile(target) as files:
+            held = {n: files.read(n).decode().splitlines() for n in files.namelist()}
+        assert sorted(held) == ["archive.ndjson", "dead-letters.ndjson", "streams.ndjson"]
+        stored = [m for m in await asyncio.to_thread(served.stored) if m["userId"] == OTHER]
+        streams = [json.loads(line) for line in held["streams.ndjson"]]
+        assert sorted(m["messageId"] for m in streams) == sorted(m["messageId"] for m in stored)
+        archived = [json.loads(line) for line in held["archive.ndjson"]]
+        assert archived == [m for m in _archived(archive) if m["userId"] == OTHER]
+        assert len(streams) == 2 * PER_USER
+        assert len(archived) == 2 * PER_USER  # the restarted worker delivered the rest
+        assert held["dead-letters.ndjson"] == []
     finally:
         worker.send_signal(signal.SIGTERM)
         await asyncio.to_thread(worker.wait, 20)
         await asyncio.to_thread(served.close)
+
+
+def _cli(served: Served, *args: str) -> str:
+    """`gateway regulations ARGS` against the served gateway's admin API; its output."""
+    command = [sys.executable, "-m", "gateway", "regulations", *args]
+    command += ["--admin-url", served.admin, "--admin-token", ADMIN_TOKEN]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
 
 
 def _archived(path: Path) -> list[dict[str, Any]]:
