@@ -17,7 +17,7 @@ import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis as redis_sync
@@ -116,7 +116,8 @@ class Served:
         """Every message in every partition (XRANGE)."""
         found = []
         for key in all_events_keys(PARTITIONS):
-            found += [json.loads(f[b"data"]) for _, f in self.redis.xrange(key)]
+            entries = cast(list[tuple[bytes, dict[bytes, bytes]]], self.redis.xrange(key))
+            found += [json.loads(f[b"data"]) for _, f in entries]
         return found
 
     def users(self) -> dict[str, int]:
@@ -153,7 +154,7 @@ class Served:
             pixel = requests.get(self.public + "/v1/pixel/track", params={"data": data.decode()})
             assert pixel.status_code == 200
             assert "X-Pixel-Rejected" not in pixel.headers
-            event = {"event_name": "purchase", "user": {"id": user}}
+            event: dict[str, Any] = {"event_name": "purchase", "user": {"id": user}}
             commanders = requests.post(self.public + "/events", json=event)
             assert commanders.status_code == 200, commanders.text
         sdk.flush()
