@@ -23,7 +23,7 @@ from bench.metrics_cost import _best  # best of many interleaved runs, ns per ca
 from gateway.ingest.enrich import Arrival
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.sources import Sources
-from gateway.ingest.suppression import DROPPED, Suppression, Table
+from gateway.ingest.suppression import Suppression, Table
 from gateway.ingest.validate import validate
 from gateway.settings import Settings
 from gateway.store.regulation_records import member
@@ -66,7 +66,7 @@ def main() -> None:
         "drops(), no regulation": lambda: empty.drops(other, "track", arrival, "s"),
         "drops(), 100,000 ids: not one": lambda: full.drops(other, "track", arrival, "s"),
         "drops(), 100,000 ids: suppressed": lambda: full.drops(hit, "track", arrival, "s"),
-        "the handlers' filter, 1 entry": lambda: [e for e in (entry,) if e is not DROPPED],
+        "the handlers' filter, 1 entry": lambda: [e for e in (entry,) if e.stream],
         "Ingest.message, no regulation": lambda: plain.message(
             dict(message), "track", arrival, source, "$"
         ),

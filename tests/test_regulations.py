@@ -8,12 +8,18 @@ import asyncio
 import base64
 import json
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.constants import events_key
+from gateway.ingest.enrich import Arrival
+from gateway.ingest.suppression import Table
+from gateway.ingest.validate import validate
+from gateway.store.regulation_records import member
 from tests.helpers.gateway import MakeClient, admin_of
 from tests.helpers.streams import stream_messages
 
@@ -32,7 +38,8 @@ async def users(redis: Redis) -> list[Any]:
 
 
 async def send_all(client: TestClient[Any, Any], user: str) -> None:
-    """A track, a batch, a pixel and a webhook for `user`: each answers success."""
+    """A track, a batch, a webhook, a pixel, Intilery's track and a Commanders Act event
+    for `user`: each answers success."""
     answers = [
         await client.post("/v1/track", json={"userId": user, "event": "Viewed"}),
         await client.post("/v1/batch", json={"batch": [{"type": "page", "userId": user}]}),
@@ -40,8 +47,18 @@ async def send_all(client: TestClient[Any, Any], user: str) -> None:
     ]
     data = base64.b64encode(json.dumps({"userId": user, "event": "Opened"}).encode()).decode()
     answers.append(await client.get("/v1/pixel/track", params={"data": data}))
+    intilery = await client.post(
+        "/track/acme/shop/SHOP/v1/track",
+        json={"userId": user, "event": "Product Added"},
+        headers={"auth-token": "tok_any"},
+    )
+    answers += [
+        intilery,
+        await client.post("/events", json={"event_name": "buy", "user": {"id": user}}),
+    ]
     for answer in answers:
         assert answer.status == 200, await answer.text()
+    uuid.UUID((await intilery.json())["eventId"])  # as for an accepted message
 
 
 async def test_a_suppressed_user_is_answered_and_never_stored(
@@ -51,13 +68,13 @@ async def test_a_suppressed_user_is_answered_and_never_stored(
     assert set(created["data"]) == {"regulateId"}
     await send_all(client, "u1")
     await send_all(client, "u2")
-    assert await users(redis) == ["u2"] * 4
+    assert await users(redis) == ["u2"] * 6
     metrics = await (await admin_of(client).get("/metrics")).text()
-    assert 'gateway_messages_dropped_total{reason="suppressed"} 4.0' in metrics
+    assert 'gateway_messages_dropped_total{reason="suppressed"} 6.0' in metrics
 
     await regulate(client, "UNSUPPRESS", "u1")
     await send_all(client, "u1")
-    assert (await users(redis)).count("u1") == 4
+    assert (await users(redis)).count("u1") == 6
 
 
 async def test_no_track_drops_tracks_and_browser_identifies(
@@ -156,3 +173,23 @@ async def test_status_list_and_paging(client: TestClient[Any, Any]) -> None:
     assert [r["id"] for r in waiting["data"]["regulations"]] == [access]
     early = await admin_of(client).get(f"/v1/regulations/{access}/download")
     assert early.status == 409
+
+
+def test_the_compact_table_finds_exactly_its_subjects() -> None:
+    suppressed = [member(None, "USER_ID", f"user-{n}") for n in range(100_000)]
+    scoped = [member("shop", "ANONYMOUS_ID", "a-1"), member(None, "USER_ID", "42")]
+    table = Table(1, suppressed + scoped, [member(None, "USER_ID", "quiet")])
+    arrival = Arrival(received_at=datetime.now(UTC))
+
+    def reason(kind: str = "track", source: str = "web", **ids: Any) -> str | None:
+        view = validate({**ids, "event": "E"}, kind, "$")
+        return table.verdict(view, kind, arrival, source)
+
+    assert all(reason(userId=f"user-{n}") == "suppressed" for n in range(0, 100_000, 997))
+    assert [reason(userId=f"user-{n}") for n in range(100_000, 101_000)] == [None] * 1000
+    assert reason(userId=42) == "suppressed"  # a number, as the id's text
+    assert reason(anonymousId="a-1", source="shop") == "suppressed"
+    assert reason(anonymousId="a-1", source="web") is None
+    assert reason(userId="quiet") == "no_track"
+    assert reason("identify", userId="quiet") is None
+    assert table.nbytes < 2_000_000

@@ -32,7 +32,6 @@ from gateway.http.openapi_parts import (
     ref,
 )
 from gateway.ingest.enrich import Arrival
-from gateway.ingest.suppression import DROPPED
 from gateway.ingest.validate import SCHEMAS, TYPES
 from gateway.ops import timestamps
 from gateway.store.committer import Unavailable
@@ -85,7 +84,7 @@ def check_basic_key(request: web.Request) -> None:
 async def commit(request: web.Request, entries: Sequence[Entry]) -> None:
     """Make `entries` durable or answer 503 (all but those a regulation dropped)."""
     if request.app[INGEST].suppression.active:
-        entries = [entry for entry in entries if entry is not DROPPED]
+        entries = [entry for entry in entries if entry.stream]  # a regulation dropped the rest
     try:
         await request.app[COMMITTER].commit(entries)
     except Unavailable as exc:

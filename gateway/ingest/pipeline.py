@@ -14,7 +14,7 @@ from gateway.constants import events_key
 from gateway.errors import INVALID_WRITE_KEY, ApiError, invalid_write_key, too_large
 from gateway.ingest.enrich import Arrival, enrich, merge_batch_defaults
 from gateway.ingest.sources import Source, Sources
-from gateway.ingest.suppression import DROPPED, Suppression
+from gateway.ingest.suppression import Suppression, dropped
 from gateway.ingest.validate import (
     BatchBody,
     MessageView,
@@ -108,11 +108,11 @@ class Ingest:
     def message(
         self, message: dict[str, Any], kind: str, arrival: Arrival, source: Source, path: str
     ) -> Entry:
-        """Validate and enrich one decoded message of type `kind` into its entry;
-        `DROPPED` when a regulation drops it."""
+        """Validate and enrich one decoded message of type `kind` into its entry; one
+        without a stream when a regulation drops it."""
         view = validate(message, kind, path)
         if self.suppression.drops(view, kind, arrival, source.id):
-            return DROPPED
+            return dropped(view)
         enrich(message, view, kind, arrival)
         return Entry(
             self._stream_of(view),

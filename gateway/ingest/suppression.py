@@ -11,6 +11,7 @@ The subjects are kept compact (`IdSet`, `Table`): 100,000 ids take about 1.2 MB,
 
 from __future__ import annotations
 
+import uuid
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
@@ -20,9 +21,6 @@ from gateway.ingest.validate import MessageView
 from gateway.ops.tally import Tally
 from gateway.store.entry import Entry
 from gateway.store.regulation_records import parse_member
-
-DROPPED = Entry("", b"", "", "")
-"""What `Ingest.message` returns for a dropped message: the handlers commit all but it."""
 
 TRACKED = frozenset({"track", "page", "screen"})
 """The types NO_TRACK drops from every caller (and `identify` from browsers)."""
@@ -159,6 +157,13 @@ class Suppression:
             return False
         self.tally.drop(reason)
         return True
+
+
+def dropped(view: MessageView) -> Entry:
+    """What `Ingest.message` returns for a dropped message: an entry without a stream (the
+    handlers commit all but those), with a messageId as an accepted one has, for the
+    answers that carry it (Intilery's `eventId`)."""
+    return Entry("", b"", "", view.messageId or str(uuid.uuid4()))
 
 
 def _text(value: object) -> str | None:
