@@ -1,6 +1,7 @@
 """The benchmark harness, one command:
 
     python bench/run.py [--duration 10] [--connections 64] [--rounds 3] [--out docs/performance.md]
+                        [--suppressed 100000]
 
 Starts a Redis-compatible server, the gateway (one process, then two) and the reference
 apps, drives each with wrk, runs redis-benchmark, and prints the table (and writes it into
@@ -37,6 +38,8 @@ from bench.procs import ROOT, CpuMeter, Server
 from bench.report import MB, Row, Target, table, targets_table, write_between_markers
 from gateway.constants import events_key
 from gateway.ops.embedded import RedisProcess, free_port, server_binary
+from gateway.store.regulation_records import member
+from gateway.store.regulations import SUPPRESSED, VERSION
 
 STREAM = events_key(0)
 WARMUP_SECONDS = 2.0
@@ -76,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", default="docs/performance.md", help="file to write the results into, - for none"
     )
+    parser.add_argument(
+        "--suppressed",
+        type=int,
+        default=0,
+        help="suppress this many user ids (none the load sends) before each run: the "
+        "regulations' check at its size (docs/regulations.md)",
+    )
     return parser
 
 
@@ -92,6 +102,9 @@ class Harness:
         self.connections: int = options.connections
         self.threads: int = options.threads
         self.rounds: int = max(1, options.rounds)
+        self.suppressed = [
+            member(None, "USER_ID", f"bench-suppressed-{n}") for n in range(options.suppressed)
+        ]
         self.rows: list[Row] = []
         self.redis_nice = 0
         """The Redis server's nice value, read once it runs (`gateway.ops.embedded.PRIORITY`)."""
@@ -243,6 +256,7 @@ class Harness:
         dataset, so no automatic rewrite (a fork) of the runs' accumulated AOF falls into a
         measurement."""
         self.redis.flushall()
+        self._suppress()
         self.redis.bgrewriteaof()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -251,6 +265,16 @@ class Harness:
                 return
             time.sleep(0.05)
         raise RuntimeError("Redis did not finish rewriting its AOF")
+
+    def _suppress(self) -> None:
+        """`--suppressed`: the ids in the suppressed set, and its version moved, as the
+        admin API would (every gateway process reads them within its poll)."""
+        if not self.suppressed:
+            return
+        for start in range(0, len(self.suppressed), 10_000):
+            self.redis.sadd(SUPPRESSED, *self.suppressed[start : start + 10_000])
+        self.redis.incr(VERSION)
+        time.sleep(0.5)
 
     def _settle(self, timeout: float = 10.0) -> int:
         """Wait until the stream stops growing (requests in flight done); its length."""
