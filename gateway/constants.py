@@ -13,6 +13,15 @@ DEAD_LETTER_PREFIX = "gateway:dead"
 DEDUPE_PREFIX = "gateway:dedupe"
 """Recently seen messageIds: sets `gateway:dedupe:{n}:<bucket>` of `<source>:<messageId>`,
 in the stream's slot (`gateway.store.dedupe_script`)."""
+EVENT_INDEX_PREFIX = "gateway:where"
+"""Where each accepted messageId went: hashes `gateway:where:{n}:<bucket>` of messageId ->
+`<entry id> <route> <source>`, written with the dedupe sets (`gateway.store.event_index`)."""
+REFUSED_STREAM = "gateway:refused"
+"""Messages refused with a readable messageId, and why (bounded; `gateway.store.refusals`)."""
+DELIVERIES_PREFIX = "gateway:deliveries"
+"""What workers did per minute: hashes `gateway:deliveries:<minute>` of counts per group,
+source, destination and outcome; and `gateway:deliveries:retrying:{group}`, the last error
+of each message waiting for its retry (`gateway.store.deliveries`)."""
 
 REJECTED_STREAM = "gateway:rejected"
 """Events a dialect answered 200 but could not accept, with the reason (bounded, for debugging)."""
@@ -51,6 +60,11 @@ def hash_tag(key: str) -> str:
     if start == -1 or end == -1 or end == start + 1:
         return f"{{{key}}}"  # Cluster hashes the whole key; the same text in braces hashes alike
     return key[start : end + 1]
+
+
+def event_index_prefix(stream: str) -> str:
+    """What the messageId index of each time bucket of `stream` is named (plus the bucket)."""
+    return f"{EVENT_INDEX_PREFIX}:{hash_tag(stream)}:"
 
 
 def dedupe_prefix(stream: str) -> str:

@@ -26,6 +26,8 @@ class Arrival:
     """The writeKey from the `writeKey` query parameter."""
     received_iso: str = ""
     """`received_at` in ISO-8601, computed once for every message of the request."""
+    route: str = ""
+    """The route the request matched (`/v1/track`), kept in the messageId index."""
 
     # Not frozen: a frozen dataclass sets each field through `object.__setattr__`, which
     # made this, built once per request, cost twice as much. Nothing changes it after.

@@ -112,6 +112,7 @@ class Ingest:
             _encode(message),
             source.id,
             message["messageId"],
+            arrival.route,
         )
 
     def source(self, write_key: str | None, item_path: str | None = None) -> Source:
