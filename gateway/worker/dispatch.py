@@ -46,6 +46,10 @@ class Dispatcher:
         """The names of the destinations `message` routes to."""
         return [d.name for d in self.destinations if reaches(message.body, d.name)]
 
+    def sends(self, message: Message) -> list[str]:
+        """The names of the destinations `deliver` would send `message` to now."""
+        return [d.name for d in self.destinations if self._wanted(message, d.name, None)]
+
     async def deliver(
         self,
         messages: Sequence[Message],
