@@ -9,9 +9,11 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.constants import all_events_keys
 from gateway.control import listener
-from gateway.control.app_keys import LIVE
+from gateway.control.app_keys import LIVE, LOOKUP
 from gateway.control.live import LiveSources
+from gateway.control.lookup import Lookup
 from gateway.control.store import Store
 from gateway.http import pixel, routes, scrape
 from gateway.http.address_budget import AddressBudget
@@ -24,6 +26,7 @@ from gateway.http.app_keys import (
     LIMITER,
     METRICS,
     REDIS,
+    REFUSALS,
     SETTINGS,
     SPOOL,
     WRITER,
@@ -31,6 +34,7 @@ from gateway.http.app_keys import (
 from gateway.http.body_limits import BodyLimits
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.sources import Sources
+from gateway.ops import tasks
 from gateway.ops.metrics import Metrics
 from gateway.settings import Settings
 from gateway.store import redis_client, redis_url
@@ -38,6 +42,7 @@ from gateway.store.cluster_writer import ClusterWriter
 from gateway.store.committer import Committer
 from gateway.store.first_contact import FirstContact
 from gateway.store.ratelimit import RateLimiter
+from gateway.store.refusals import Refusals
 from gateway.store.replay import Replayer
 from gateway.store.spool import Spool
 from gateway.store.writers import open_writer
@@ -61,6 +66,7 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     app = web.Application(client_max_size=settings.max_batch_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[REFUSALS] = Refusals()
     if sources is None:  # not `or`: a Sources with no writeKeys is empty, yet not open
         sources = Sources.from_file(settings.sources)
     ingest = app[INGEST] = Ingest(settings, sources)
@@ -82,6 +88,7 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     app.cleanup_ctx.append(_replayer)
     app.cleanup_ctx.append(_committer)
     app.cleanup_ctx.append(_limiter)
+    app.cleanup_ctx.append(_refusals)
     routes.add_all(app, metrics=settings.public_metrics)
     return app
 
@@ -97,6 +104,9 @@ def create_admin_app(public: web.Application) -> web.Application:
     admin[SETTINGS] = settings
     admin[METRICS] = public[METRICS]
     admin[REDIS] = public[REDIS]
+    admin[LOOKUP] = Lookup(
+        public[REDIS], all_events_keys(settings.partitions), settings.dedupe_window
+    )
     return admin
 
 
@@ -205,3 +215,9 @@ async def _limiter(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await app[LIMITER].close()
+
+
+async def _refusals(app: web.Application) -> AsyncIterator[None]:
+    """Refused messages written to Redis once a second (see `gateway.store.refusals`)."""
+    async with tasks.running(app[REFUSALS].run(app[REDIS])):
+        yield

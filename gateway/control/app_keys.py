@@ -7,10 +7,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.control.live import LiveSources
+from gateway.control.lookup import Lookup
 
 LIVE = web.AppKey("live", LiveSources)
 """This process's sources table and the admin API's records (`gateway.control.live`)."""
 TOKEN = web.AppKey("admin_token", str)
+LOOKUP = web.AppKey("lookup", Lookup)
+"""Redis and the streams, for `/v1/events` and `/v1/deliveries` (`gateway.control.lookup`)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Routes = dict[str, dict[str, Handler]]

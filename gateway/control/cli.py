@@ -76,18 +76,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _run(args: argparse.Namespace) -> int:
     client = flags.from_args(AdminClient, args)
     method, path, body = _request(args)
-    try:
-        token = client.admin_token or tokens.read(client.data_dir / tokens.TOKEN_FILE)
-    except OSError as exc:
-        print(
-            f"gateway sources: no admin token: pass --admin-token (GATEWAY_ADMIN_TOKEN) or the "
-            f"gateway's --data-dir ({exc.strerror}: {exc.filename})",
-            file=sys.stderr,
-        )
+    token = admin_token(client, "gateway sources")
+    if token is None:
         return 2
     try:
-        answer = _call(client.admin_url.rstrip("/") + path, token, method, body)
-    except _Refused as exc:
+        answer = call(client.admin_url.rstrip("/") + path, token, method, body)
+    except Refused as exc:
         print(f"gateway sources: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -99,6 +93,19 @@ def _run(args: argparse.Namespace) -> int:
     elif answer is not None:
         print(f"{answer['id']}  {'enabled' if answer['enabled'] else 'disabled'}")
     return 0
+
+
+def admin_token(client: AdminClient, command: str) -> str | None:
+    """The token from the flags, else from the data directory; None, said, if neither."""
+    try:
+        return client.admin_token or tokens.read(client.data_dir / tokens.TOKEN_FILE)
+    except OSError as exc:
+        print(
+            f"{command}: no admin token: pass --admin-token (GATEWAY_ADMIN_TOKEN) or the "
+            f"gateway's --data-dir ({exc.strerror}: {exc.filename})",
+            file=sys.stderr,
+        )
+        return None
 
 
 def _request(args: argparse.Namespace) -> tuple[str, str, Any]:
@@ -119,11 +126,12 @@ def _request(args: argparse.Namespace) -> tuple[str, str, Any]:
     return "DELETE", f"{source}/keys/{args.key_id}", None
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """The API could not be reached, or refused the call."""
 
 
-def _call(url: str, token: str, method: str, body: Any) -> Any:
+def call(url: str, token: str, method: str, body: Any) -> Any:
+    """The admin API's JSON answer to one call; `Refused` with what went wrong."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Authorization", f"Bearer {token}")
@@ -137,9 +145,9 @@ def _call(url: str, token: str, method: str, body: Any) -> Any:
             said = f"{error['Message']}: {error['Details']}".rstrip(": ")
         except (ValueError, KeyError):
             said = exc.reason
-        raise _Refused(f"{exc.code} {said}") from None
+        raise Refused(f"{exc.code} {said}") from None
     except OSError as exc:
-        raise _Refused(f"cannot reach the admin API at {url}: {exc}") from None
+        raise Refused(f"cannot reach the admin API at {url}: {exc}") from None
     return json.loads(raw) if raw else None
 
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from aiohttp import web
 
-from gateway.control import openapi, sources_api, sources_doc
+from gateway.control import events_api, events_doc, openapi, sources_api, sources_doc
 from gateway.control.app_keys import LIVE, TOKEN, Routes
 from gateway.control.auth import guard
 from gateway.control.live import LiveSources
@@ -61,6 +61,7 @@ def _metrics_paths() -> PathItems:
 FAMILIES: tuple[Family, ...] = (
     Family(_home_routes, _home_paths),
     Family(sources_api.routes, sources_doc.paths),
+    Family(events_api.routes, events_doc.paths),
 )
 
 
@@ -88,6 +89,7 @@ async def home(request: web.Request) -> web.Response:
     """`GET /`: where to go from the printed URL."""
     links = {
         "/v1/sources": "sources and keys (JSON)",
+        "/v1/deliveries": "deliveries per minute, the last hour (JSON)",
         "/openapi.json": "the admin API (OpenAPI)",
         "/metrics": "Prometheus metrics",
     }

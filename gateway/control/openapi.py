@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import web
 
 from gateway import __version__
-from gateway.control import schemas
+from gateway.control import event_schemas, schemas
 from gateway.errors import JSON
 
 Json = dict[str, Any]
@@ -29,6 +29,7 @@ _STRUCTS = (
     schemas.SourcesView,
     schemas.SourceView,
     schemas.NewKeyView,
+    *event_schemas.STRUCTS,
 )
 _ERROR_SCHEMA: Json = {
     "type": "object",

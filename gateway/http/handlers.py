@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 from aiohttp import web
 
-from gateway.errors import JSON, invalid_write_key, partial, success, unavailable
-from gateway.http import auth
+from gateway.errors import JSON, ApiError, invalid_write_key, partial, success, unavailable
+from gateway.http import auth, refused
 from gateway.http.app_keys import COMMITTER, INGEST, METRICS
 from gateway.http.body import read_body
 from gateway.http.openapi_parts import (
@@ -65,7 +65,14 @@ def arrival_of(request: web.Request) -> Arrival:
         browser="Origin" in request.headers,
         basic_key=auth.basic_username(request),
         query_key=auth.query_key(request),
+        route=_route(request),
     )
+
+
+def _route(request: web.Request) -> str:
+    """The path pattern the request matched (`/v1/track`): no client text in it."""
+    resource = request.match_info.route.resource
+    return "" if resource is None else resource.canonical
 
 
 def check_basic_key(request: web.Request) -> None:
@@ -97,7 +104,12 @@ def single(kind: str) -> Handler:
         check_basic_key(request)
         ingest = request.app[INGEST]
         body = await read_body(request, ingest.settings.max_message_bytes, "The message")
-        entry = ingest.single(body, kind, arrival_of(request))
+        arrival = arrival_of(request)
+        try:
+            entry = ingest.single(body, kind, arrival)
+        except ApiError as exc:
+            refused.single(request, body, arrival, exc)
+            raise
         await commit(request, (entry,))
         return success()
 
@@ -110,9 +122,15 @@ async def batch(request: web.Request) -> web.StreamResponse:
     check_basic_key(request)
     ingest = request.app[INGEST]
     body = await read_body(request, ingest.settings.max_batch_bytes, "The batch")
-    entries, errors = ingest.batch(body, arrival_of(request))
+    arrival = arrival_of(request)
+    try:
+        entries, errors = ingest.batch(body, arrival)
+    except ApiError as exc:
+        refused.whole_batch(request, body, arrival, exc)
+        raise
     if errors:
         request.app[METRICS].tally.refused_items(errors)
+        refused.batch(request, body, arrival, errors)
     await commit(request, entries)
     return partial(len(entries), errors) if errors else success()
 
