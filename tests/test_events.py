@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import yarl
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
@@ -212,6 +214,17 @@ async def test_a_batch_refused_whole_names_each_item(make_client: MakeClient) ->
     assert event["refused"].lower().startswith("invalid or missing writekey")
 
 
+async def test_any_message_id_is_found(client: TestClient[Any, Any]) -> None:
+    admin = admin_of(client)
+    for message_id in ("a/b c", "ümlaut?x=1#y", "%2F"):
+        body = {"userId": "u", "event": "E", "messageId": message_id}
+        assert (await client.post("/v1/track", json=body)).status == 200
+        path = "/v1/events/" + urllib.parse.quote(message_id, safe="")
+        answer = await admin.get(yarl.URL(path, encoded=True))
+        assert answer.status == 200, (message_id, await answer.text())
+        assert (await answer.json())["messageId"] == message_id
+
+
 async def test_a_message_never_seen_is_404(client: TestClient[Any, Any]) -> None:
     answer = await lookup(admin_of(client), "m-never", status=404)
     assert answer["Message"] == "No such event"
@@ -229,6 +242,8 @@ async def test_the_event_routes_need_the_token(client: TestClient[Any, Any]) -> 
         answer = await admin.get(path, headers={"Authorization": "Bearer wrong-token-000000"})
         assert answer.status == 401
         assert (await client.get(path)).status == 404  # not on the public port
+    document = await (await admin.get("/openapi.json")).json()
+    assert {"/v1/events/{messageId}", "/v1/deliveries"} <= set(document["paths"])
 
 
 async def test_refusals_in_redis_are_bounded(redis: Redis) -> None:
