@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as redis_sync
 import requests
 
 from gateway.ops.embedded import RedisProcess, free_port
@@ -74,6 +75,8 @@ def until(ask: Callable[[], Any], done: Callable[[Any], bool], what: str) -> Any
 def test_gateway_event_follows_a_message_through_real_workers(
     tmp_path: Path, redis_server: RedisProcess, destination: str
 ) -> None:
+    with redis_sync.Redis.from_url(redis_server.url) as store:
+        store.flushall()  # counts of other tests' workers in this minute
     public, admin = free_port(), free_port()
     args = ["serve", "--workers", "2", "--redis-url", redis_server.url, "--port", str(public)]
     args += ["--admin-port", str(admin), "--admin-token", ADMIN_TOKEN, "--partitions", "2"]

@@ -26,6 +26,9 @@ class _Batch(msgspec.Struct):
     batch: list[msgspec.Raw] = []
 
 
+_UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+"""A body that is not JSON, not an object, or nested past what msgspec decodes (the depth
+limit refused it): no messageId to read."""
 _ids = msgspec.json.Decoder(_Ids).decode
 _batch = msgspec.json.Decoder(_Batch).decode
 
@@ -38,7 +41,7 @@ def reason(error: ApiError) -> str:
 def single(request: web.Request, body: bytes, arrival: Arrival, error: ApiError) -> None:
     """Note the refused message of a single-message route."""
     refusals = request.app[REFUSALS]
-    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):  # none to read
+    with contextlib.suppress(*_UNREADABLE):  # no messageId to read
         message_id = _ids(body).messageId
         refusals.note(message_id, reason(error), arrival.route, arrival.received_iso)
 
@@ -49,14 +52,14 @@ def batch(
     """Note the refused items of a batch: `errors` are (index, error)."""
     try:
         items = _batch(body).batch
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except _UNREADABLE:
         return
     refusals = request.app[REFUSALS]
     for index, error in errors:
         if 0 <= index < len(items):
             try:
                 message_id = _ids(items[index]).messageId
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except _UNREADABLE:
                 continue
             refusals.note(message_id, reason(error), arrival.route, arrival.received_iso)
 
@@ -65,6 +68,6 @@ def whole_batch(request: web.Request, body: bytes, arrival: Arrival, error: ApiE
     """Note every item of a batch refused as a whole (e.g. no usable writeKey)."""
     try:
         count = len(_batch(body).batch)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except _UNREADABLE:
         return
     batch(request, body, arrival, ((index, error) for index in range(count)))
