@@ -128,7 +128,8 @@ def _signal(node: RedisProcess, number: signal.Signals) -> None:
 
 def _info(node: RedisProcess) -> dict[str, Any]:
     with SyncRedis(host="127.0.0.1", port=node.port, socket_timeout=1) as client:
-        return client.info("replication")
+        info: dict[str, Any] = client.info("replication")
+        return info
 
 
 def _role(node: RedisProcess) -> str | None:
