@@ -78,11 +78,11 @@ class NodeWriter:
                 raise ResponseError(str(result))
         added = sum(int(result) for result in results)
         if wait is not None:
+            wait.check(waited)  # behind on this connection's own writes: no need to look on
             if rerun or added < len(entries):
                 # The wait did not cover the rerun's writes, or the duplicates' writes were
                 # another connection's: wait again, behind a write of this one.
-                waited = await self._wait_again(wait, entries[0].stream)
-            wait.check(waited)
+                wait.check(await self._wait_again(wait, entries[0].stream))
         return added
 
     async def _wait_again(self, wait: ReplicaWait, stream: str) -> Any:
