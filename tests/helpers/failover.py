@@ -34,6 +34,10 @@ from tests.helpers.gateway import gateway_clients
 SENDERS = 8
 STALL = 1.5
 """Seconds the replica is stopped before its master is killed (the issue's stall)."""
+PADDING = "x" * 4096
+"""In each message: what the master sends a stopped replica waits in the kernel's socket
+buffers (a few MB on loopback) and reaches it when it resumes, even with its master dead;
+larger messages make a stall send more than they hold, as a busier gateway would."""
 
 
 @dataclasses.dataclass
@@ -73,7 +77,7 @@ async def lose_a_master(
         async def send(first: int) -> None:
             n = first
             while not stop.is_set():
-                message = track(n)
+                message = {**track(n), "properties": {"padding": PADDING}}
                 n += SENDERS
                 status = await _post(client, message)
                 statuses[status] = statuses.get(status, 0) + 1
