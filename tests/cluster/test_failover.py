@@ -36,14 +36,20 @@ async def test_a_master_lost_while_its_replica_lags_loses_nothing_answered_200(
     cluster = RedisCluster(host="127.0.0.1", port=survivor.port)
     live = ListDestination("live")
     reading = consumer(cluster, "c1", live)
-    await reading.create_groups()
     stop = asyncio.Event()
-    worker = asyncio.create_task(reading.run(stop))  # reads through the failover
+    killed = asyncio.Event()
+
+    async def read_from_the_kill() -> None:
+        await killed.wait()
+        await reading.run(stop)  # through the promotion, the replay and the rest
+
+    worker = asyncio.create_task(read_from_the_kill())
     try:
         outcome = await lose_a_master(
             replicated_cluster,
             tmp_path / "data",
             PARTITIONS,
+            killed,
             wait_replicas=1,
             wait_replicas_timeout=0.5,
             redis_timeout=1.5,
@@ -54,6 +60,7 @@ async def test_a_master_lost_while_its_replica_lags_loses_nothing_answered_200(
                 break
             await asyncio.sleep(0.1)
     finally:
+        killed.set()  # if the scenario failed before its kill
         stop.set()
         await asyncio.wait_for(worker, 30)
     try:

@@ -2,8 +2,9 @@
 
 The scenario of issue 25, on a cluster of three masters with a replica each
 (`start_cluster(replicas=True)`): clients send `track` messages through a gateway; the
-replica of one master is stopped (`SIGSTOP`: a stalled link, a slow disk), the master is
-killed (`SIGKILL`) while its replica lags, the replica resumes and is promoted. Then the
+replica of one master is stopped (`SIGSTOP`: a stalled link, a slow disk) while a burst is
+written to the master (see `BURST`), the master is killed (`SIGKILL`) while its replica
+lags, the replica resumes and is promoted. Then the
 old master comes back (as the new one's replica), and the gateway's spool drains. What was
 answered `200` and what the cluster holds are returned for the caller to compare:
 `tests/cluster/test_failover.py` with `--wait-replicas 1`, and by hand without it
@@ -24,6 +25,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from redis import Redis as SyncRedis
 from redis.asyncio import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from gateway.http.app_keys import COMMITTER
@@ -34,10 +36,13 @@ from tests.helpers.gateway import gateway_clients
 SENDERS = 8
 STALL = 1.5
 """Seconds the replica is stopped before its master is killed (the issue's stall)."""
-PADDING = "x" * 4096
-"""In each message: what the master sends a stopped replica waits in the kernel's socket
-buffers (a few MB on loopback) and reaches it when it resumes, even with its master dead;
-larger messages make a stall send more than they hold, as a busier gateway would."""
+BURST = 48 * 1024 * 1024
+"""Bytes written to the master as its replica stops. What a master sends a stopped replica
+waits in the kernel's socket buffers (autotuned: from a few hundred KB to tens of MB on
+loopback) and reaches it when it resumes, even with its master dead; how much of the stall
+that covers depends on the load and the machine. A burst larger than the buffers fills them
+first, so that the messages of the stall wait in the master's memory, as they do when a stall
+outlasts the buffers of a busy link, and are lost with it unless the gateway waited."""
 
 
 @dataclasses.dataclass
@@ -64,9 +69,18 @@ class Outcome:
 
 
 async def lose_a_master(
-    cluster: Cluster, data_dir: Path, partitions: int, **settings: Any
+    cluster: Cluster,
+    data_dir: Path,
+    partitions: int,
+    killed: asyncio.Event | None = None,
+    **settings: Any,
 ) -> Outcome:
-    """Run the scenario on `cluster` with a gateway of `settings`; its outcome."""
+    """Run the scenario on `cluster` with a gateway of `settings`; its outcome.
+
+    `killed` is set once the master is killed (a worker may start reading then: one that
+    reads before adds to the replication traffic, which makes the kernel's socket buffers
+    grow, and then they hold more of what the stall sends: see `PADDING`).
+    """
     master, replica = cluster.nodes[0], cluster.replicas[0]
     answered: set[str] = set()
     statuses: dict[int, int] = {}
@@ -77,7 +91,7 @@ async def lose_a_master(
         async def send(first: int) -> None:
             n = first
             while not stop.is_set():
-                message = {**track(n), "properties": {"padding": PADDING}}
+                message = track(n)
                 n += SENDERS
                 status = await _post(client, message)
                 statuses[status] = statuses.get(status, 0) + 1
@@ -89,9 +103,12 @@ async def lose_a_master(
             await asyncio.sleep(1.0)
             _signal(replica, signal.SIGSTOP)
             try:
+                await asyncio.to_thread(_burst, master)
                 await asyncio.sleep(STALL)
                 master.kill()
                 died = time.monotonic()
+                if killed is not None:
+                    killed.set()
             finally:
                 _signal(replica, signal.SIGCONT)
             await _until(lambda: _role(replica) == "master", 20)
@@ -123,6 +140,17 @@ async def _post(client: TestClient[Any, Any], message: dict[str, Any]) -> int:
             return response.status
     except (aiohttp.ClientError, TimeoutError):
         return 0
+
+
+def _burst(master: RedisProcess) -> None:
+    """`BURST` bytes written to `master`, in a key of one of its slots (but no stream's)."""
+    with SyncRedis(host="127.0.0.1", port=master.port) as client:
+        slots = client.execute_command("CLUSTER SLOTS")
+        first, last = next((s[0], s[1]) for s in slots if int(s[2][1]) == master.port)
+        key = next(
+            k for n in range(10_000) if first <= key_slot(k := f"burst:{n}".encode()) <= last
+        )
+        client.set(key, b"x" * BURST)
 
 
 def _signal(node: RedisProcess, number: signal.Signals) -> None:
