@@ -14,6 +14,10 @@ DEDUPE_PREFIX = "gateway:dedupe"
 """Recently seen messageIds: sets `gateway:dedupe:{n}:<bucket>` of `<source>:<messageId>`,
 in the stream's slot (`gateway.store.dedupe_script`)."""
 
+REPLICATION_MARK_PREFIX = "gateway:replicated"
+"""One small key per partition, `gateway:replicated:{n}`, set by a flush that wrote nothing
+else (only duplicates) so that `WAIT` has a write to wait for (`gateway.store.replicas`)."""
+
 REJECTED_STREAM = "gateway:rejected"
 """Events a dialect answered 200 but could not accept, with the reason (bounded, for debugging)."""
 RATELIMIT_PREFIX = "gateway:ratelimit"
@@ -56,3 +60,8 @@ def hash_tag(key: str) -> str:
 def dedupe_prefix(stream: str) -> str:
     """What the dedupe set of each time bucket of `stream` is named (plus the bucket)."""
     return f"{DEDUPE_PREFIX}:{hash_tag(stream)}:"
+
+
+def replication_mark(stream: str) -> str:
+    """The key `WAIT`'s forced write sets, in `stream`'s slot."""
+    return f"{REPLICATION_MARK_PREFIX}:{hash_tag(stream)}"

@@ -99,6 +99,9 @@ class Tally:
 
 
 def _error_kind(exc: BaseException) -> str:
+    kind = getattr(exc, "metric_kind", None)  # an error that names its own kind
+    if isinstance(kind, str):
+        return kind
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, ResponseError):
