@@ -60,13 +60,15 @@ def bucket_key(name: str) -> str:
 
 
 class _Waiting:
-    """The checks of one caller waiting for the next flush."""
+    """The checks of one caller waiting for the next flush, and the tokens each wants."""
 
-    __slots__ = ("futures", "limit")
+    __slots__ = ("counts", "futures", "limit", "wanted")
 
     def __init__(self, limit: Limit) -> None:
         self.limit = limit
         self.futures: list[asyncio.Future[Decision]] = []
+        self.counts: list[int] = []
+        self.wanted = 0
 
 
 class RateLimiter:
@@ -88,8 +90,10 @@ class RateLimiter:
         self.fallbacks = 0
         """Decisions taken locally because Redis did not answer."""
 
-    async def check(self, name: str, limit: Limit) -> Decision:
-        """Take one token from `name`'s bucket, or say how long until there is one."""
+    async def check(self, name: str, limit: Limit, count: int = 1) -> Decision:
+        """Take `count` tokens (at most the burst) from `name`'s bucket, all or none, or say
+        how long until there is one."""
+        count = min(count, limit.burst)
         if time.monotonic() >= self._down_until:
             future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
             key = bucket_key(name).encode()
@@ -100,6 +104,8 @@ class RateLimiter:
                 # The first check of a flush sets the limit: a caller has one limit.
                 waiting = self._pending[key] = _Waiting(limit)
             waiting.futures.append(future)
+            waiting.counts.append(count)
+            waiting.wanted += count
             try:
                 decision = await future
             except Exception as exc:  # Redis failed or timed out: never fail the request
@@ -111,7 +117,7 @@ class RateLimiter:
                     self._local.clear()
                 return decision
         self.fallbacks += 1
-        return self._local_check(name, limit)
+        return self._local_check(name, limit, count)
 
     async def close(self) -> None:
         """Wait for the flushes in flight, then close the connections."""
@@ -147,9 +153,13 @@ class RateLimiter:
                     future.cancel()
             raise
         for waiting, granted, refused in decisions:
-            for index, future in enumerate(waiting.futures):
+            # In order, each check whole: the tokens granted past the last whole one are
+            # spent, which makes the limit stricter, never looser.
+            for future, count in zip(waiting.futures, waiting.counts, strict=True):
                 if not future.done():
-                    future.set_result(Decision(True) if index < granted else refused)
+                    allowed = count <= granted
+                    granted -= count if allowed else 0
+                    future.set_result(Decision(True) if allowed else refused)
 
     async def _run(self, pending: dict[bytes, _Waiting]) -> list[Any]:
         calls: list[Call] = [
@@ -157,7 +167,7 @@ class RateLimiter:
                 key,
                 repr(float(waiting.limit.rate)).encode(),
                 b"%d" % waiting.limit.burst,
-                b"%d" % len(waiting.futures),
+                b"%d" % waiting.wanted,
             )
             for key, waiting in pending.items()
         ]
@@ -180,7 +190,7 @@ class RateLimiter:
             )
         self._down_until = time.monotonic() + PROBE_INTERVAL
 
-    def _local_check(self, name: str, limit: Limit) -> Decision:
+    def _local_check(self, name: str, limit: Limit, count: int = 1) -> Decision:
         # The same bucket as the script's, with this process's share of the limit.
         rate = limit.rate / self._processes
         burst = max(1.0, limit.burst / self._processes)
@@ -192,8 +202,9 @@ class RateLimiter:
             bucket = self._local[name] = [burst, now]
         tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
         bucket[1] = now
-        if tokens >= 1:
-            bucket[0] = tokens - 1
+        count = min(count, int(burst))
+        if tokens >= count:
+            bucket[0] = tokens - count
             return Decision(True)
         bucket[0] = tokens
         return Decision(False, _seconds((1 - tokens) / rate))
