@@ -1,14 +1,15 @@
 """Rate limits shared by every gateway process: a token bucket per caller, kept in Redis.
 
 A Lua script refills a caller's bucket by the time elapsed on the Redis server's clock,
-takes the tokens asked for if there are that many, and says how long to wait for the
-next one. The bucket lives in Redis, so `--workers` processes and several gateway hosts
-share one limit, and only the server's clock is read, so the hosts' clocks need not
-agree. An idle bucket expires once it would be full again.
+gives each check the tokens it asks for if there are that many (all or none), and says
+what is left, so a refused check knows how long to wait. The bucket lives in Redis, so
+`--workers` processes and several gateway hosts share one limit, and only the server's
+clock is read, so the hosts' clocks need not agree. An idle bucket expires once it would
+be full again.
 
 Checks are grouped like commits (see `gateway.store.committer`): the requests that arrive in
-one turn of the event loop share one write to Redis, one script call per caller asking
-for as many tokens as that caller has requests (on one node or a cluster, see
+one turn of the event loop share one write to Redis, one script call per caller listing
+the tokens each of that caller's checks wants (on one node or a cluster, see
 `gateway.store.ratelimit_script`). Under load that is far fewer script calls than requests.
 
 When Redis does not answer, the gateway still accepts messages (they go to the spool), so
@@ -62,13 +63,12 @@ def bucket_key(name: str) -> str:
 class _Waiting:
     """The checks of one caller waiting for the next flush, and the tokens each wants."""
 
-    __slots__ = ("counts", "futures", "limit", "wanted")
+    __slots__ = ("counts", "futures", "limit")
 
     def __init__(self, limit: Limit) -> None:
         self.limit = limit
         self.futures: list[asyncio.Future[Decision]] = []
         self.counts: list[int] = []
-        self.wanted = 0
 
 
 class RateLimiter:
@@ -105,7 +105,6 @@ class RateLimiter:
                 waiting = self._pending[key] = _Waiting(limit)
             waiting.futures.append(future)
             waiting.counts.append(count)
-            waiting.wanted += count
             try:
                 decision = await future
             except Exception as exc:  # Redis failed or timed out: never fail the request
@@ -138,8 +137,8 @@ class RateLimiter:
             async with asyncio.timeout(self._timeout):
                 replies = await self._run(pending)
             decisions = [
-                (waiting, int(granted), Decision(False, _seconds(wait_ms / 1000)))
-                for waiting, (granted, wait_ms) in zip(pending.values(), replies, strict=True)
+                (waiting, int(reply[0]) / 1000, reply[1:])
+                for waiting, reply in zip(pending.values(), replies, strict=True)
             ]
         except Exception as exc:  # every waiter must hear of it, whatever it was
             for waiting in pending.values():
@@ -152,14 +151,17 @@ class RateLimiter:
                 for future in waiting.futures:
                     future.cancel()
             raise
-        for waiting, granted, refused in decisions:
-            # In order, each check whole: the tokens granted past the last whole one are
-            # spent, which makes the limit stricter, never looser.
-            for future, count in zip(waiting.futures, waiting.counts, strict=True):
+        for waiting, left, granted in decisions:
+            rate = waiting.limit.rate
+            for future, count, allowed in zip(
+                waiting.futures, waiting.counts, granted, strict=True
+            ):
                 if not future.done():
-                    allowed = count <= granted
-                    granted -= count if allowed else 0
-                    future.set_result(Decision(True) if allowed else refused)
+                    future.set_result(
+                        Decision(True)
+                        if allowed
+                        else Decision(False, _seconds((count - left) / rate))
+                    )
 
     async def _run(self, pending: dict[bytes, _Waiting]) -> list[Any]:
         calls: list[Call] = [
@@ -167,7 +169,7 @@ class RateLimiter:
                 key,
                 repr(float(waiting.limit.rate)).encode(),
                 b"%d" % waiting.limit.burst,
-                b"%d" % waiting.wanted,
+                *(b"%d" % count for count in waiting.counts),
             )
             for key, waiting in pending.items()
         ]
