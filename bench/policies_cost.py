@@ -4,25 +4,31 @@
 
 Times decoding and ingesting (validate, enrich, policies, encode: `Ingest.message`) one
 browser `track` message of about 1 KB, for a source with no policy, with each policy alone,
-and with all of them; the difference to "none" is the policy's cost. The rate limit is
-timed apart (`python bench/ratelimit.py`: a check in Redis, shared by the requests of one
-event-loop turn). Best of many short interleaved runs, in CPU time of this process
+and with all of them; the difference to "none" is the policy's cost. Then the rate limit,
+which costs per request: 64 requests at a time, each a task as aiohttp makes it, with and
+without a check (`RateLimiter` against the embedded server; the checks of one event-loop
+turn share one script call). Best of many short interleaved runs, in CPU time of this process
 (`time.process_time`): on a machine shared with other work, wall time mostly measures them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 import time
 import timeit
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 
 from gateway.ingest.enrich import Arrival
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.sources import Source, Sources
+from gateway.ops.embedded import RedisProcess
 from gateway.settings import Settings
+from gateway.store.ratelimit import Limit, RateLimiter
 
 ORIGIN = "https://shop.example"
 MESSAGE = msgspec.json.encode(
@@ -107,5 +113,42 @@ def main() -> None:
         print(f"{name:34} {ns / 1000:6.2f} µs/message  ({extra:+.2f} µs)")
 
 
+async def _rate_limit(url: str, requests: int = 20_000, in_flight: int = 64) -> None:
+    limiter = RateLimiter(url, timeout=2.0, processes=1)
+    unreached = Limit(rate=1e9, burst=10**9)
+    await limiter.check("warm-up", unreached)
+
+    async def checked() -> None:
+        await limiter.check("source:web", unreached)
+
+    async def bare() -> None:
+        await asyncio.sleep(0)
+
+    best = {"without": float("inf"), "with": float("inf")}
+    try:
+        for _ in range(3):
+            for name, request in (("without", bare), ("with", checked)):
+                cpu, done = time.process_time(), 0
+                while done < requests:
+                    await asyncio.gather(*(request() for _ in range(in_flight)))
+                    done += in_flight
+                best[name] = min(best[name], (time.process_time() - cpu) / done * 1e6)
+    finally:
+        await limiter.close()
+    print(f"{'rate_limit (per request)':34} {best['with'] - best['without']:+6.2f} µs CPU/request")
+
+
+def rate_limit() -> None:
+    """Print the rate limit's CPU per request, against an embedded server."""
+    with tempfile.TemporaryDirectory() as directory:
+        server = RedisProcess(Path(directory))
+        server.start()
+        try:
+            asyncio.run(_rate_limit(server.url))
+        finally:
+            server.stop()
+
+
 if __name__ == "__main__":
     main()
+    rate_limit()

@@ -308,3 +308,19 @@ def test_a_hashed_field_needs_a_secret(tmp_path: Path) -> None:
     [source] = read_file(path) or []
     assert source.fields == {"traits.email": "hash"}
     assert isinstance(source, Policies)
+
+
+async def test_a_refused_commanders_act_event_is_not_stored_as_sent(
+    make_client: MakeClient, redis: Redis
+) -> None:
+    client = await make_client(Sources([web(fields={"user.email": "drop"}, ip="truncate")]))
+    event = {"user": {"id": "u", "email": EMAIL}, "context": {"device": {"ip": "192.0.2.201"}}}
+    response = await client.post("/events", params={"tc_s": "7", "token": CA_TOKEN}, json=event)
+    assert response.status == 200  # no event_name: refused, recorded, answered 200
+    [(_, fields)] = await redis.xrange("gateway:rejected")
+    record = msgspec.json.decode(fields[b"data"])
+    assert record["body"] == ""
+    assert record["truncated"] > 0
+    everything = await every_value_in_redis(redis)
+    assert EMAIL.encode() not in everything
+    assert b"192.0.2.201" not in everything

@@ -65,11 +65,13 @@ async def admit(request: web.Request, entries: Sequence[Entry]) -> Sequence[Entr
     if not groups:
         return entries
     limiter = request.app[LIMITER]
-    decisions: list[Decision] = await asyncio.gather(
-        *(
-            limiter.check(name, Limit(limit.rate, limit.size), len(group))
-            for name, (limit, group) in groups.items()
-        )
+    checks = [
+        limiter.check(name, Limit(limit.rate, limit.size), len(group))
+        for name, (limit, group) in groups.items()
+    ]
+    # One bucket (one source, not per user) is the usual request: no gather's tasks for it.
+    decisions: list[Decision] = (
+        [await checks[0]] if len(checks) == 1 else await asyncio.gather(*checks)
     )
     refused = [
         (limit, group, decision)

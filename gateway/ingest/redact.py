@@ -168,12 +168,15 @@ def _withhold_step(message: dict[str, Any]) -> None:
 class Enforcer:
     """A source's policies, compiled: `apply` to each message, `admit` each browser."""
 
-    __slots__ = ("origins", "policies", "steps")
+    __slots__ = ("origins", "policies", "redacts", "steps")
 
     def __init__(self, policies: Policies) -> None:
         check(policies)
         self.policies = policies
         self.origins = frozenset(policies.allowed_origins)
+        self.redacts = bool(policies.fields) or policies.ip != "keep"
+        """Whether the source's messages lose or hide data: a body it could not read as a
+        message must not be stored as sent either (Commanders Act's rejected events)."""
         hasher = Hasher((policies.hash_secret or "").encode())
         steps: list[Step] = []
         if policies.fields:

@@ -14,6 +14,9 @@ The sources file is TOML::
     [source.consent_settings]      # optional: analytics.js's settings carry these as given
     allCategories = ["Analytics"]  # (so does `[source.plan]`: docs/browser-pixels-webhooks.md)
 
+A source's policies (`ip`, `fields`, `rate_limit`, ...: `gateway.ingest.policy`,
+docs/policies.md) sit in its table too.
+
 With no file the gateway is open: every message is accepted as the source `default`.
 """
 
