@@ -14,11 +14,12 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from gateway.constants import REJECTED_STREAM
 from gateway.ingest.policy import Policies, RateLimit
 from gateway.ingest.redact import truncate_ip
 from gateway.ingest.sources import CommandersAct, Source, Sources, SourcesError, read_file
 from tests.helpers.gateway import MakeClient, admin_of
-from tests.helpers.streams import stream_messages
+from tests.helpers.streams import read_stream, stream_messages
 
 SECRET = "s3cret-for-hashing-0123"
 CA_TOKEN = "ca-token-web"
@@ -317,7 +318,7 @@ async def test_a_refused_commanders_act_event_is_not_stored_as_sent(
     event = {"user": {"id": "u", "email": EMAIL}, "context": {"device": {"ip": "192.0.2.201"}}}
     response = await client.post("/events", params={"tc_s": "7", "token": CA_TOKEN}, json=event)
     assert response.status == 200  # no event_name: refused, recorded, answered 200
-    [(_, fields)] = await redis.xrange("gateway:rejected")
+    [(_, fields)] = await read_stream(redis, REJECTED_STREAM)
     record = msgspec.json.decode(fields[b"data"])
     assert record["body"] == ""
     assert record["truncated"] > 0
