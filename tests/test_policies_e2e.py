@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from gateway.ops.embedded import RedisProcess, free_port
 from tests.helpers.destinations import Collector
+from tests.helpers.gateway import ADMIN_AUTH, ADMIN_TOKEN
 from tests.helpers.missing import missing
 from tests.helpers.processes import gateway
 from tests.helpers.serve import start, stop, wait_for
@@ -63,15 +64,20 @@ write_keys = ["wk_other"]
 """
 
 
+ADMIN_PORT = free_port()
+
+
 @pytest.fixture
 def served(tmp_path: Path, redis_server: RedisProcess) -> Iterator[str]:
-    """`gateway serve --workers 2` with the sources above; its base URL."""
+    """`gateway serve --workers 2` with the sources above; its base URL (the admin
+    listener on `ADMIN_PORT`)."""
     (tmp_path / "sources.toml").write_text(SOURCES)
     port = free_port()
     log = tmp_path / "gateway.log"
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
     args += ["--redis-url", redis_server.url, "--sources", "sources.toml", "--data-dir", "data"]
     args += ["--address-rate", "0"]  # one test address: the per-address budget stays out
+    args += ["--admin-port", str(ADMIN_PORT), "--admin-token", ADMIN_TOKEN]
     process = start(args, log)
     try:
         wait_for("listening on", log, process, timeout=60)
@@ -184,3 +190,29 @@ async def test_a_burst_of_1000_across_two_processes(served: str, redis: Redis) -
     assert [status for status, _ in others] == [200] * 50
     stored = Counter(m["_source"] for m in await stream_messages(redis))
     assert stored == {"limited": statuses[200], "other": 50}
+
+
+async def test_a_patch_is_in_force_on_every_process_within_a_second(
+    served: str, redis: Redis
+) -> None:
+    admin = f"http://127.0.0.1:{ADMIN_PORT}"
+    async with aiohttp.ClientSession(headers=ADMIN_AUTH) as api:
+        async with api.post(f"{admin}/v1/sources", json={"id": "api"}) as response:
+            assert response.status == 201, await response.text()
+        async with api.post(f"{admin}/v1/sources/api/keys", json={"kind": "write_key"}) as r:
+            key = (await r.json())["key"]
+        change = {"ip": "drop", "rate_limit": {"rate": 0.01, "burst": 30}}
+        async with api.patch(f"{admin}/v1/sources/api", json=change) as response:
+            assert response.status == 200, await response.text()
+    await asyncio.sleep(1.0)
+    body = {"userId": "u", "event": "After", "writeKey": key, "context": {"ip": "192.0.2.9"}}
+    connector = aiohttp.TCPConnector(force_close=True)  # new connections: both processes
+    async with aiohttp.ClientSession(connector=connector) as http:
+        statuses = []
+        for _ in range(40):
+            async with http.post(f"{served}/v1/track", json=body) as response:
+                statuses.append(response.status)
+    assert statuses == [200] * 30 + [429] * 10  # one limit, shared by both processes
+    stored = await stream_messages(redis)
+    assert len(stored) == 30
+    assert all("ip" not in m["context"] for m in stored)
