@@ -44,6 +44,7 @@ from gateway.store.first_contact import FirstContact
 from gateway.store.ratelimit import RateLimiter
 from gateway.store.refusals import Refusals
 from gateway.store.replay import Replayer
+from gateway.store.replicas import replica_wait
 from gateway.store.spool import Spool
 from gateway.store.writers import open_writer
 
@@ -120,8 +121,11 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
     """The hot path's writer, of one node or a cluster (see `gateway.store.writers`)."""
     settings = app[SETTINGS]
     assert settings.redis_url is not None
+    wait = replica_wait(
+        settings.wait_replicas, settings.wait_replicas_timeout, settings.wait_replicas_fsync
+    )
     writer, _ = await open_writer(
-        settings.redis_url, settings.dedupe_window, settings.redis_timeout
+        settings.redis_url, settings.dedupe_window, settings.redis_timeout, wait
     )
     try:
         app[WRITER] = writer

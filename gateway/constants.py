@@ -23,6 +23,10 @@ DELIVERIES_PREFIX = "gateway:deliveries"
 source, destination and outcome; and `gateway:deliveries:retrying:{group}`, the last error
 of each message waiting for its retry (`gateway.store.deliveries`)."""
 
+REPLICATION_MARK_PREFIX = "gateway:replicated"
+"""One small key per partition, `gateway:replicated:{n}`, set by a flush that wrote nothing
+else (only duplicates) so that `WAIT` has a write to wait for (`gateway.store.replicas`)."""
+
 REJECTED_STREAM = "gateway:rejected"
 """Events a dialect answered 200 but could not accept, with the reason (bounded, for debugging)."""
 RATELIMIT_PREFIX = "gateway:ratelimit"
@@ -70,3 +74,8 @@ def event_index_prefix(stream: str) -> str:
 def dedupe_prefix(stream: str) -> str:
     """What the dedupe set of each time bucket of `stream` is named (plus the bucket)."""
     return f"{DEDUPE_PREFIX}:{hash_tag(stream)}:"
+
+
+def replication_mark(stream: str) -> str:
+    """The key `WAIT`'s forced write sets, in `stream`'s slot."""
+    return f"{REPLICATION_MARK_PREFIX}:{hash_tag(stream)}"

@@ -121,6 +121,28 @@ class Settings(Common, frozen=True, kw_only=True):
     redis_timeout: Annotated[
         Seconds, Setting("seconds a message may wait for Redis before going to the spool")
     ] = 2.0
+    wait_replicas: Annotated[
+        Annotated[int, Meta(ge=0, le=100)],
+        Setting(
+            "replicas each master must confirm a write to before it counts as durable (WAIT); "
+            "0: the master's answer is enough",
+            metavar="N",
+        ),
+    ] = 0
+    wait_replicas_timeout: Annotated[
+        Seconds,
+        Setting(
+            "seconds to wait for the replicas' confirmation before spooling the batch instead; "
+            "less than --redis-timeout"
+        ),
+    ] = 0.5
+    wait_replicas_fsync: Annotated[
+        bool,
+        Setting(
+            "wait until the replicas have also fsynced the writes to their append-only file "
+            "(WAITAOF: Redis 7.2+, Valkey)"
+        ),
+    ] = False
     retry_after: Annotated[Count, Setting("the Retry-After of a 503, in seconds")] = 5
     max_message_bytes: Annotated[Count, Setting("bytes of one message")] = 32 * 1024
     max_batch_bytes: Annotated[Count, Setting("bytes of one batch request")] = 500 * 1024
@@ -253,6 +275,13 @@ class Settings(Common, frozen=True, kw_only=True):
             raise Invalid(
                 "max_message_bytes", f"must be at most --max-batch-bytes ({self.max_batch_bytes})"
             )
+        if self.wait_replicas and self.wait_replicas_timeout >= self.redis_timeout:
+            # Past --redis-timeout the committer gives up on the flush: the wait's own answer
+            # (and the spooling it decides) must come first.
+            limit = f"must be less than --redis-timeout ({self.redis_timeout:g})"
+            raise Invalid("wait_replicas_timeout", limit)
+        if self.wait_replicas_fsync and not self.wait_replicas:
+            raise Invalid("wait_replicas_fsync", "needs --wait-replicas 1 or more")
         if self.sources is not None and not (
             self.sources.is_file() and os.access(self.sources, os.R_OK)
         ):

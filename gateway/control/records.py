@@ -14,6 +14,7 @@ from typing import Annotated
 import msgspec
 
 from gateway.ingest.intilery_source import Intilery
+from gateway.ingest.policy import NO_POLICIES, Policies
 from gateway.ingest.sources import CommandersAct, Key, KeyKind, Source, key_digest
 
 SourceId = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -29,6 +30,8 @@ class SourceRecord(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     enabled: bool = True
     createdAt: float
+    policies: Policies = NO_POLICIES
+    """Its policies, `hash_secret` included: the admin API shows it masked."""
 
 
 class KeyRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -110,6 +113,7 @@ def as_source(record: SourceRecord, keys: list[KeyRecord]) -> Source:
     site = next((k.siteId for k in keys if k.kind == "commanders_act" and k.siteId), None)
     account = next((k for k in keys if k.kind == "intilery" and k.client and k.account), None)
     return Source(
+        **msgspec.structs.asdict(record.policies),
         id=record.id,
         write_keys=[],
         enabled=record.enabled,

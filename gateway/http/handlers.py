@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.errors import JSON, ApiError, invalid_write_key, partial, success, unavailable
-from gateway.http import auth, refused
+from gateway.http import auth, refused, source_limits
 from gateway.http.app_keys import COMMITTER, INGEST, METRICS
 from gateway.http.body import read_body
 from gateway.http.openapi_parts import (
@@ -62,7 +62,8 @@ def arrival_of(request: web.Request) -> Arrival:
         received_at=received_at,
         received_iso=received_iso,
         ip=auth.client_ip(request, settings.trusted_proxies),
-        browser="Origin" in request.headers,
+        browser=(origin := request.headers.get("Origin")) is not None,
+        origin=origin,
         basic_key=auth.basic_username(request),
         query_key=auth.query_key(request),
         route=_route(request),
@@ -89,7 +90,8 @@ def check_basic_key(request: web.Request) -> None:
 
 
 async def commit(request: web.Request, entries: Sequence[Entry]) -> None:
-    """Make `entries` durable or answer 503."""
+    """Make `entries` durable or answer 503; a 429 past a source's rate limit."""
+    entries = await source_limits.admit(request, entries)
     try:
         await request.app[COMMITTER].commit(entries)
     except Unavailable as exc:

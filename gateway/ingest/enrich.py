@@ -20,6 +20,8 @@ class Arrival:
     """The caller's address (after trusted proxies)."""
     browser: bool = False
     """The request carried an `Origin` header: a browser sent it."""
+    origin: str | None = None
+    """The `Origin` header, as sent (a source's `allowed_origins` checks it)."""
     basic_key: str | None = None
     """The writeKey from HTTP Basic auth."""
     query_key: str | None = None

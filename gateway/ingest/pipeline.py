@@ -63,6 +63,8 @@ class Ingest:
             parse_datetime(envelope.sentAt, "$.sentAt")
         key = arrival.write_key(envelope.writeKey)
         shared = self.source(key) if key or self.sources.open else None
+        if shared is not None and (enforcer := self.sources.enforcers.get(shared.id)):
+            enforcer.admit(arrival.origin)  # the whole request: a plain 400, not 207
         entries: list[Entry] = []
         errors: ItemErrors = []
         for index, raw in enumerate(envelope.batch):
@@ -105,8 +107,13 @@ class Ingest:
         self, message: dict[str, Any], kind: str, arrival: Arrival, source: Source, path: str
     ) -> Entry:
         """Validate and enrich one decoded message of type `kind` into its entry."""
+        enforcer = self.sources.enforcers.get(source.id)
+        if enforcer is not None:
+            enforcer.admit(arrival.origin)
         view = validate(message, kind, path)
         enrich(message, view, kind, arrival)
+        if enforcer is not None:  # after enrich: it may have added the caller's address
+            enforcer.apply(message)
         return Entry(
             self._stream_of(view),
             _encode(message),

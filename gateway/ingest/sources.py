@@ -14,6 +14,9 @@ The sources file is TOML::
     [source.consent_settings]      # optional: analytics.js's settings carry these as given
     allCategories = ["Analytics"]  # (so does `[source.plan]`: docs/browser-pixels-webhooks.md)
 
+A source's policies (`ip`, `fields`, `rate_limit`, ...: `gateway.ingest.policy`,
+docs/policies.md) sit in its table too.
+
 With no file the gateway is open: every message is accepted as the source `default`.
 """
 
@@ -30,6 +33,8 @@ import msgspec
 
 from gateway.constants import DEFAULT_SOURCE
 from gateway.ingest.intilery_source import Intilery
+from gateway.ingest.policy import Policies, PolicyError, RateLimit
+from gateway.ingest.redact import Enforcer
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
@@ -41,8 +46,8 @@ class CommandersAct(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     source_keys: list[NonEmpty]
 
 
-class Source(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """One configured source."""
+class Source(Policies, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One configured source, with its policies (`gateway.ingest.policy`)."""
 
     id: NonEmpty
     write_keys: list[NonEmpty]
@@ -114,7 +119,12 @@ class Sources:
         self._by_commanders_act_key: dict[bytes, _Grant] = {}
         self._intilery: dict[tuple[str, str], Source] = {}
         self._intilery_tokens: dict[tuple[str, str, bytes], _Grant] = {}
+        self.enforcers: dict[str, Enforcer] = {}
+        """Source id -> its compiled policies, for the sources that have any."""
+        self.limits: dict[str, RateLimit] = {}
+        """Source id -> its rate limit, for the sources that have one."""
         for source in self.configured:
+            self._add_policies(source)
             for key in source.write_keys:
                 self._add(self._by_key, key_digest(key), _Grant(source), "a writeKey")
             for key in source.commanders_act.source_keys if source.commanders_act else ():
@@ -138,6 +148,16 @@ class Sources:
             brands = None if key.brand is None else frozenset((key.brand,))
             account = (*source.intilery.account_key, key.digest)
             self._intilery_tokens[account] = _Grant(source, key.expires, brands)
+
+    def _add_policies(self, source: Source) -> None:
+        try:
+            enforcer = Enforcer.of(source)
+        except PolicyError as exc:
+            raise SourcesError(f"source {source.id!r}: {exc}") from None
+        if enforcer is not None:
+            self.enforcers[source.id] = enforcer
+        if source.rate_limit is not None:
+            self.limits[source.id] = source.rate_limit
 
     @staticmethod
     def _add(table: dict[bytes, _Grant], digest: bytes, grant: _Grant, what: str) -> None:

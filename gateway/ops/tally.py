@@ -63,6 +63,8 @@ class Tally:
         self.rejected: dict[str, int] = {}
         """The `reason` label (an `errors.Code`) -> messages refused."""
         self.redis_errors: dict[str, int] = {}
+        self.policy_drops: dict[tuple[str, str], int] = {}
+        """(source, policy) -> messages answered 200 but not stored (`over_limit = "drop"`)."""
         self.sdk_metrics = 0
         """Usage-metric series analytics.js posted to `/v1/m`."""
         self.latency = Buckets(LATENCY_BUCKETS)
@@ -92,6 +94,11 @@ class Tally:
         """`messages` refused for `reason`."""
         self.rejected[reason] = self.rejected.get(reason, 0) + messages
 
+    def policy_drop(self, source: str, policy: str, messages: int) -> None:
+        """`messages` of `source` dropped, answered 200, by `policy`."""
+        key = (source, policy)
+        self.policy_drops[key] = self.policy_drops.get(key, 0) + messages
+
     def redis_error(self, exc: BaseException) -> None:
         """A Redis operation that failed with `exc`."""
         kind = _error_kind(exc)
@@ -99,6 +106,9 @@ class Tally:
 
 
 def _error_kind(exc: BaseException) -> str:
+    kind = getattr(exc, "metric_kind", None)  # an error that names its own kind
+    if isinstance(kind, str):
+        return kind
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, ResponseError):

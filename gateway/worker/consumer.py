@@ -47,7 +47,7 @@ class Consumer:
         self.redis = redis
         self.options = options
         self.dispatcher = dispatcher
-        self.stats = Stats()
+        self.stats = Stats(withheld=dispatcher.withheld)
         self._last_reclaim = float("-inf")
         self._reclaim_cursor = dict.fromkeys(options.streams, "0-0")
         self._partition_reads = (

@@ -53,6 +53,10 @@ class Destination(abc.ABC):
     kind: ClassVar[str] = ""
     """The name of the built-in (`http`, `file`, `stdout`); empty for your own classes."""
 
+    consent: tuple[str, ...] = ()
+    """The consent categories a message must grant to be sent here (`consent = [...]` in
+    its table; `gateway.worker.consent`)."""
+
     def __init__(self, name: str) -> None:
         self.name = name
 
