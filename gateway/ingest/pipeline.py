@@ -13,6 +13,7 @@ import msgspec
 from gateway.constants import events_key
 from gateway.errors import INVALID_WRITE_KEY, ApiError, invalid_write_key, too_large
 from gateway.ingest.enrich import Arrival, enrich, merge_batch_defaults
+from gateway.ingest.plan_enforce import PlanCounts
 from gateway.ingest.sources import Source, Sources
 from gateway.ingest.validate import (
     BatchBody,
@@ -42,6 +43,8 @@ class Ingest:
         self.settings = settings
         self.sources = sources
         self._streams = [events_key(n) for n in range(settings.partitions)]
+        self.plan_counts = PlanCounts()
+        """What the sources' tracking plans found (`gateway.ingest.plan_upkeep` pushes it)."""
 
     def single(self, body: bytes, kind: str, arrival: Arrival) -> Entry:
         """The entry for the body of a single-message route (the route sets `type`)."""
@@ -107,6 +110,9 @@ class Ingest:
         """Validate and enrich one decoded message of type `kind` into its entry."""
         view = validate(message, kind, path)
         enrich(message, view, kind, arrival)
+        plan = self.sources.plans.get(source.id)
+        if plan is not None and (blocked := plan.enforce(message, kind, self.plan_counts)):
+            return blocked  # the rejected stream's entry: answered as accepted
         return Entry(
             self._stream_of(view),
             _encode(message),
