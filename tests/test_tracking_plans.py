@@ -20,8 +20,10 @@ from redis.asyncio import Redis
 
 from gateway import cli
 from gateway.constants import REJECTED_STREAM
+from gateway.ingest.plan_check import dry_run
+from gateway.ingest.plan_enforce import Enforcer
 from gateway.ingest.sources import Source, Sources, SourcesError, read_file
-from gateway.ingest.tracking_plan import PlanSettings
+from gateway.ingest.tracking_plan import PlanSettings, compile_plan
 from tests.helpers.gateway import MakeClient, admin_of
 from tests.helpers.streams import read_stream, stream_messages
 
@@ -363,3 +365,32 @@ async def test_the_dry_run_and_plan_check_give_what_enforcement_gives(
     (tmp_path / "good.ndjson").write_text(json.dumps(order()) + "\n")
     assert cli.main(["plan", "check", str(PLANS / "shop.json"), str(tmp_path / "good.ndjson")]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_segment_public_api_rules_read_as_the_same_plan() -> None:
+    export = json.loads((PLANS / "segment_export.json").read_text())
+    listed = [
+        {"type": "TRACK", "key": e["name"], "jsonSchema": e["rules"], "version": e["version"]}
+        for e in export["rules"]["events"]
+    ]
+    listed += [
+        {"type": "IDENTIFY", "key": "", "jsonSchema": export["rules"]["identify_traits"]},
+        {"type": "COMMON", "key": "", "jsonSchema": export["rules"]["global"]},
+    ]
+    messages = [
+        sdk("track", event="Signed Up", properties={"plan": "pro"}),
+        sdk("identify", userId="u1", traits={"age": "41"}),
+        sdk("track", event="Logged In", properties={}),
+    ]
+
+    def violations(document: dict[str, Any]) -> list[Expected]:
+        enforcer = Enforcer("app", compile_plan(document), PlanSettings(plan=document))
+        return [found([v.public() for v in f.violations]) for f in dry_run(enforcer, messages)]
+
+    expected = [
+        {("$.properties.plan", "enum")},
+        {("$.traits", "required"), ("$.traits.age", "type")},
+        {("$.event", "unplanned_event")},
+    ]
+    assert violations(export) == expected
+    assert violations({"data": {"rules": listed}}) == expected

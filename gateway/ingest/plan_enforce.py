@@ -53,7 +53,7 @@ class PlanCounts:
         self.blocked_total = 0
         """Messages blocked since the start (this process)."""
         self.latest = ""
-        """The last blocked message, described for the log (source, event, first violation)."""
+        """The last blocked message, for the log: source, event, first violation's path."""
 
     def count(self, source: str, event: str, violations: list[Violation]) -> None:
         """Count each violation of a message, by kind."""
@@ -65,7 +65,8 @@ class PlanCounts:
         """Count a blocked message."""
         self.blocked[(source, event)] = self.blocked.get((source, event), 0) + 1
         self.blocked_total += 1
-        self.latest = f"source {source}, {event}: {first.path} {first.message}"
+        # The path and keyword, not the message: it quotes the client's value (an email...).
+        self.latest = f"source {source}, {event}: {first.path} ({first.kind})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,15 @@ class Enforcer:
     def enforce(self, message: dict[str, Any], kind: str, counts: PlanCounts) -> Entry | None:
         """Apply the plan to an enriched `message` in place; the rejected stream's entry when
         it is blocked (store that instead), else None (store the message)."""
+        plan = self.plan
+        rule = plan.rule(message, kind)
+        if (
+            (rule is not None or kind != "track")  # not unplanned
+            and (rule is None or rule.validator.is_valid(message))
+            and (plan.common is None or plan.common.validator.is_valid(message))
+            and self.modes.get(kind, self.settings.mode) != "omit"
+        ):
+            return None  # the common case, valid: no verdict to build
         verdict = self.judge(message, kind)
         if not verdict.violations:
             return None

@@ -192,7 +192,7 @@ def compile_plan(document: dict[str, Any]) -> Plan:
 
 @functools.lru_cache(maxsize=64)
 def _compiled(blob: bytes) -> Plan:
-    raw = msgspec.json.decode(blob)
+    raw = _from_rule_list(msgspec.json.decode(blob))
     rules = raw.get("rules") if isinstance(raw, dict) else None
     if isinstance(rules, dict):
         for old, new in _ALIASES.items():
@@ -220,6 +220,30 @@ def _compiled(blob: bytes) -> Plan:
         types=types,
         common=None if common is None else _rule("global", common, "$.rules.global", ""),
     )
+
+
+def _from_rule_list(raw: Any) -> Any:
+    """Segment's Public API lists a plan's rules (`{"data": {"rules": [{"type": "TRACK",
+    "key": ..., "jsonSchema": ..., "version": ...}, ...]}}`): the same plan, another shape."""
+    if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
+        raw = raw["data"]
+    listed = raw.get("rules") if isinstance(raw, dict) else None
+    if not isinstance(listed, list):
+        return raw
+    rules: dict[str, Any] = {"events": []}
+    for item in listed:
+        if not isinstance(item, dict):
+            continue
+        kind = str(item.get("type", "")).lower()
+        schema = item.get("jsonSchema") or {}
+        if kind == "track":
+            version = item.get("version", 1)
+            rules["events"].append({"name": item.get("key"), "rules": schema, "version": version})
+        elif kind in ("identify", "group", "page", "screen"):
+            rules[kind] = schema
+        elif kind == "common":
+            rules["global"] = schema
+    return {**raw, "rules": rules}
 
 
 def _rule(label: str, schema: dict[str, Any], where: str, kind: str) -> Rule:
