@@ -107,11 +107,15 @@ class Ingest:
     def message(
         self, message: dict[str, Any], kind: str, arrival: Arrival, source: Source, path: str
     ) -> Entry:
-        """Validate and enrich one decoded message of type `kind` into its entry."""
+        """Validate and enrich one decoded message of type `kind` into its entry; the rejected
+        stream's entry when the source's tracking plan blocks it."""
         view = validate(message, kind, path)
         enrich(message, view, kind, arrival)
         plan = self.sources.plans.get(source.id)
-        if plan is not None and (blocked := plan.enforce(message, kind, self.plan_counts)):
+        if (
+            plan is not None
+            and (blocked := plan.enforce(message, kind, self.plan_counts)) is not None
+        ):
             return blocked  # the rejected stream's entry: answered as accepted
         return Entry(
             self._stream_of(view),

@@ -136,8 +136,8 @@ class Sources:
                 self._add_account(source, source.intilery)
         for given in keys:
             self._add_key(by_id[given.source], given)
+        planned = ((s.id, s.tracking_plan) for s in self.configured if s.tracking_plan)
         try:  # compiled with the table, so that a source and its plan change together
-            planned = ((s.id, s.tracking_plan) for s in self.configured if s.tracking_plan)
             self.plans = enforcers(planned)
             """The sources' tracking plans, by source id."""
         except PlanError as exc:

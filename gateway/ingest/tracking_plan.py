@@ -108,7 +108,7 @@ class Rule:
 
     label: str
     """The `event` label of its counters: the event's name, or the message type."""
-    validator: Any  # a jsonschema_rs validator (the stubs type it loosely)
+    validator: jsonschema_rs.Validator
     known: Known | None
     """What its schema names in the type's section (`properties` or `traits`)."""
 
@@ -140,7 +140,7 @@ class Plan:
         return found
 
 
-def _violation(error: Any) -> Violation:
+def _violation(error: jsonschema_rs.ValidationError) -> Violation:
     keyword = next((p for p in reversed(error.schema_path) if isinstance(p, str)), "schema")
     parts = tuple(error.instance_path)
     return Violation(json_path(parts), error.message, keyword, parts=parts)
