@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from gateway import __version__
 from gateway.control import cli as control_cli
+from gateway.control import plan_cli
 from gateway.http import pixel_url
 from gateway.ingest.sources import SourcesError
 from gateway.ops import flags, logs
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_worker(commands)
     pixel_url.add_command(commands)
     control_cli.add_commands(commands)
+    plan_cli.add_command(commands)
     return parser
 
 

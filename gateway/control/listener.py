@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from aiohttp import web
 
-from gateway.control import openapi, sources_api, sources_doc
+from gateway.control import openapi, plans_api, plans_doc, sources_api, sources_doc
 from gateway.control.app_keys import LIVE, TOKEN, Routes
 from gateway.control.auth import guard
 from gateway.control.live import LiveSources
@@ -61,6 +61,7 @@ def _metrics_paths() -> PathItems:
 FAMILIES: tuple[Family, ...] = (
     Family(_home_routes, _home_paths),
     Family(sources_api.routes, sources_doc.paths),
+    Family(plans_api.routes, plans_doc.paths),
 )
 
 

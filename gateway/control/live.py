@@ -46,7 +46,8 @@ def build(file: list[Source] | None, records: Records, now: float) -> Sources:
         if not key.expired(now):
             keys[key.source].append(key)
     ordered = sorted(records.sources.values(), key=lambda r: (r.createdAt, r.id))
-    api = [as_source(r, keys[r.id]) for r in ordered if r.id not in taken]
+    plans = records.plans
+    api = [as_source(r, keys[r.id], plans.get(r.id)) for r in ordered if r.id not in taken]
     if file is None and not api:
         return Sources(None)
     return Sources([*(file or ()), *api], [as_key(k) for s in api for k in keys[s.id]])

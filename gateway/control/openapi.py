@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway import __version__
 from gateway.control import schemas
 from gateway.errors import JSON
+from gateway.ingest.tracking_plan import PlanSettings
 
 Json = dict[str, Any]
 PathItems = dict[str, Json]
@@ -29,6 +30,8 @@ _STRUCTS = (
     schemas.SourcesView,
     schemas.SourceView,
     schemas.NewKeyView,
+    schemas.PlanView,
+    PlanSettings,
 )
 _ERROR_SCHEMA: Json = {
     "type": "object",
