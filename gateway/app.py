@@ -33,6 +33,7 @@ from gateway.http.app_keys import (
 )
 from gateway.http.body_limits import BodyLimits
 from gateway.ingest.pipeline import Ingest
+from gateway.ingest.plan_upkeep import PlanUpkeep
 from gateway.ingest.sources import Sources
 from gateway.ops import tasks
 from gateway.ops.metrics import Metrics
@@ -90,6 +91,7 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     app.cleanup_ctx.append(_committer)
     app.cleanup_ctx.append(_limiter)
     app.cleanup_ctx.append(_refusals)
+    app.cleanup_ctx.append(_plans)
     routes.add_all(app, metrics=settings.public_metrics)
     return app
 
@@ -208,6 +210,13 @@ async def _committer(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await committer.close()  # flush what is buffered: to Redis, else to the spool
+
+
+async def _plans(app: web.Application) -> AsyncIterator[None]:
+    """Tracking plans' counters and trim (see `gateway.ingest.plan_upkeep`)."""
+    upkeep = PlanUpkeep(app[INGEST].plan_counts, app[METRICS].registry)
+    async with upkeep.running(app[REDIS]):
+        yield
 
 
 async def _limiter(app: web.Application) -> AsyncIterator[None]:

@@ -13,7 +13,15 @@ from typing import NamedTuple
 
 from aiohttp import web
 
-from gateway.control import events_api, events_doc, openapi, sources_api, sources_doc
+from gateway.control import (
+    events_api,
+    events_doc,
+    openapi,
+    plans_api,
+    plans_doc,
+    sources_api,
+    sources_doc,
+)
 from gateway.control.app_keys import LIVE, TOKEN, Routes
 from gateway.control.auth import guard
 from gateway.control.live import LiveSources
@@ -62,6 +70,7 @@ FAMILIES: tuple[Family, ...] = (
     Family(_home_routes, _home_paths),
     Family(sources_api.routes, sources_doc.paths),
     Family(events_api.routes, events_doc.paths),
+    Family(plans_api.routes, plans_doc.paths),
 )
 
 

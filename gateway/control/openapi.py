@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway import __version__
 from gateway.control import event_schemas, schemas
 from gateway.errors import JSON
+from gateway.ingest.tracking_plan import PlanSettings
 
 Json = dict[str, Any]
 PathItems = dict[str, Json]
@@ -30,6 +31,8 @@ _STRUCTS = (
     schemas.SourceView,
     schemas.NewKeyView,
     *event_schemas.STRUCTS,
+    schemas.PlanView,
+    PlanSettings,
 )
 _ERROR_SCHEMA: Json = {
     "type": "object",

@@ -3,7 +3,7 @@ check the requests and make the OpenAPI document's schemas (`gateway.control.ope
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -104,6 +104,24 @@ class SourcesView(msgspec.Struct):
     mode: Literal["open", "sources"]
     """open: no source exists and every writeKey is accepted."""
     sources: list[SourceView]
+
+
+class PlanView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A source's plan as the API shows it."""
+
+    source: str
+    name: str
+    events: int
+    """Track events planned."""
+    digest: str
+    """A fingerprint of the document: tells versions apart."""
+    mode: str
+    unplanned: str
+    modes: dict[str, str]
+    origin: str
+    """file or api."""
+    plan: dict[str, Any]
+    updatedAt: float | None = None
 
 
 def masked(record: KeyRecord) -> KeyView:

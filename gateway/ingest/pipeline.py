@@ -13,6 +13,7 @@ import msgspec
 from gateway.constants import events_key
 from gateway.errors import INVALID_WRITE_KEY, ApiError, invalid_write_key, too_large
 from gateway.ingest.enrich import Arrival, enrich, merge_batch_defaults
+from gateway.ingest.plan_enforce import PlanCounts
 from gateway.ingest.sources import Source, Sources
 from gateway.ingest.validate import (
     BatchBody,
@@ -42,6 +43,8 @@ class Ingest:
         self.settings = settings
         self.sources = sources
         self._streams = [events_key(n) for n in range(settings.partitions)]
+        self.plan_counts = PlanCounts()
+        """What the sources' tracking plans found (`gateway.ingest.plan_upkeep` pushes it)."""
 
     def single(self, body: bytes, kind: str, arrival: Arrival) -> Entry:
         """The entry for the body of a single-message route (the route sets `type`)."""
@@ -106,7 +109,8 @@ class Ingest:
     def message(
         self, message: dict[str, Any], kind: str, arrival: Arrival, source: Source, path: str
     ) -> Entry:
-        """Validate and enrich one decoded message of type `kind` into its entry."""
+        """Validate and enrich one decoded message of type `kind` into its entry; the rejected
+        stream's entry when the source's tracking plan blocks it."""
         enforcer = self.sources.enforcers.get(source.id)
         if enforcer is not None:
             enforcer.admit(arrival.origin)
@@ -114,6 +118,14 @@ class Ingest:
         enrich(message, view, kind, arrival)
         if enforcer is not None:  # after enrich: it may have added the caller's address
             enforcer.apply(message)
+        # The plan sees the message as it will be stored (policies applied first), so that
+        # a blocked message kept in the rejected stream holds no clear personal field.
+        plan = self.sources.plans.get(source.id)
+        if (
+            plan is not None
+            and (blocked := plan.enforce(message, kind, self.plan_counts)) is not None
+        ):
+            return blocked  # the rejected stream's entry: answered as accepted
         return Entry(
             self._stream_of(view),
             _encode(message),

@@ -14,6 +14,10 @@ The sources file is TOML::
     [source.consent_settings]      # optional: analytics.js's settings carry these as given
     allCategories = ["Analytics"]  # (so does `[source.plan]`: docs/browser-pixels-webhooks.md)
 
+    [source.tracking_plan]         # optional: Segment's tracking-plan JSON, enforced here
+    path = "plans/web.json"        # relative to this file (docs/tracking-plans.md)
+    mode = "allow"                 # allow | omit | block; unplanned = "allow" | "block"
+
 A source's policies (`ip`, `fields`, `rate_limit`, ...: `gateway.ingest.policy`,
 docs/policies.md) sit in its table too.
 
@@ -33,8 +37,10 @@ import msgspec
 
 from gateway.constants import DEFAULT_SOURCE
 from gateway.ingest.intilery_source import Intilery
+from gateway.ingest.plan_enforce import enforcers as compile_plans
 from gateway.ingest.policy import Policies, PolicyError, RateLimit
 from gateway.ingest.redact import Enforcer
+from gateway.ingest.tracking_plan import PlanError, PlanSettings, read_plan
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
@@ -62,6 +68,8 @@ class Source(Policies, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """The tracking plan analytics.js's settings carry, as Segment's (`track.{event}`...)."""
     consent_settings: dict[str, Any] | None = None
     """analytics.js's `consentSettings` (`allCategories`, ...), as given."""
+    tracking_plan: PlanSettings | None = None
+    """The schema of every event, enforced here (docs/tracking-plans.md)."""
 
 
 class _SourcesFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -138,6 +146,12 @@ class Sources:
                 self._add_account(source, source.intilery)
         for given in keys:
             self._add_key(by_id[given.source], given)
+        planned = ((s.id, s.tracking_plan) for s in self.configured if s.tracking_plan)
+        try:  # compiled with the table, so that a source and its plan change together
+            self.plans = compile_plans(planned)
+            """The sources' tracking plans, by source id."""
+        except PlanError as exc:
+            raise SourcesError(str(exc)) from None
 
     def _add_key(self, source: Source, key: Key) -> None:
         if key.kind == "write_key":
@@ -240,8 +254,22 @@ def read_file(path: Path | None) -> list[Source] | None:
     ids = [s.id for s in parsed.source]
     if len(set(ids)) != len(ids):
         raise SourcesError(f"sources file {path}: a source id is used twice")
-    Sources(parsed.source)  # the same key twice, an account twice: refused here
-    return parsed.source
+    found = [_with_plan(s, path.parent) for s in parsed.source]
+    Sources(found)  # the same key twice, an account twice: refused here
+    return found
+
+
+def _with_plan(source: Source, base: Path) -> Source:
+    """`source` with its tracking plan's document read (its path is relative to `base`)."""
+    settings = source.tracking_plan
+    if settings is None or settings.path is None:
+        return source
+    try:
+        document = read_plan(base / settings.path)
+    except PlanError as exc:
+        raise SourcesError(f"source {source.id!r}: {exc}") from None
+    plan = msgspec.structs.replace(settings, plan=document)
+    return msgspec.structs.replace(source, tracking_plan=plan)
 
 
 def _expired(grant: _Grant) -> bool:
