@@ -19,6 +19,18 @@ REJECTED_STREAM = "gateway:rejected"
 RATELIMIT_PREFIX = "gateway:ratelimit"
 """Token buckets of rate-limited callers: `gateway:ratelimit:<sha256 of the caller>`."""
 
+PARTITIONS_KEY = "gateway:partitions"
+"""A hash the gateway keeps its partition count in: `current` (the last gateway started) and
+`highest` (the most ever used), read by workers, `gateway status` and the trimmer
+(`gateway.store.partitions`)."""
+
+RETENTION_LEASE = "gateway:retention:lease"
+"""Which process trims the streams now: its name, expiring unless renewed
+(`gateway.store.lease`)."""
+RETENTION_COUNTS = "gateway:retention:counts"
+"""A hash of what trimming removed: `acked` (every group had it), `expired` (past the
+maximum age, read or not) (`gateway.store.retention`)."""
+
 DEFAULT_SOURCE = "default"
 """The source id of every message when no sources file is configured (open mode)."""
 

@@ -7,7 +7,7 @@ import collections
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +171,12 @@ async def wait_for_line(process: asyncio.subprocess.Process, text: str, limit: f
 def kill(process: asyncio.subprocess.Process) -> None:
     """SIGKILL, as a crash would."""
     process.send_signal(signal.SIGKILL)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], attempts: int = 400) -> None:
+    """Wait (bounded) until `check()` is true."""
+    for _ in range(attempts):
+        if await check():
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the condition never became true")

@@ -23,6 +23,7 @@ from gateway.constants import all_events_keys
 from gateway.ops import flags, logs
 from gateway.ops.flags import SettingsError
 from gateway.settings import Common
+from gateway.store.retention import Retention
 from gateway.worker import config, run
 from gateway.worker.connection import NoRedisError, resolve_url
 from gateway.worker.destinations import BUILTINS, Destination
@@ -157,7 +158,10 @@ def _worker(settings: WorkerSettings, args: argparse.Namespace) -> int:
     address = (
         None if settings.metrics_port is None else (settings.metrics_host, settings.metrics_port)
     )
-    return run.run(lambda: run.worker(url, settings.partitions, destinations, options, address))
+    retention = Retention(settings.retention_acked, settings.retention_max_age)
+    return run.run(
+        lambda: run.worker(url, settings.partitions, destinations, options, address, retention)
+    )
 
 
 def _status(settings: Common, args: argparse.Namespace) -> int:

@@ -15,7 +15,14 @@ from typing import Annotated
 from msgspec import Meta
 
 from gateway.ops.flags import Invalid, Setting
-from gateway.settings import Common, Count, Port, Seconds
+from gateway.settings import (
+    Common,
+    Count,
+    Port,
+    RetentionAcked,
+    RetentionMaxAge,
+    Seconds,
+)
 from gateway.worker.destinations import BUILTINS
 
 KINDS = f"{', '.join(BUILTINS)}, or package.module:Class"
@@ -96,3 +103,5 @@ class WorkerSettings(DeliverySettings, frozen=True, kw_only=True):
     metrics_host: Annotated[Name, Setting("the address of --metrics-port", metavar="ADDRESS")] = (
         "0.0.0.0"
     )
+    retention_acked: RetentionAcked = 3600.0
+    retention_max_age: RetentionMaxAge = 604800.0
