@@ -58,6 +58,13 @@ RetentionMaxAge = Annotated[
 ]
 """`--retention-max-age`, of `gateway serve` and `gateway worker` alike."""
 
+DedupeWindow = Annotated[
+    int,
+    Meta(ge=0),
+    Setting("seconds a messageId is remembered per source to drop duplicates; 0: off"),
+]
+"""`--dedupe-window`, of `gateway serve` and `gateway replay --to-streams`."""
+
 _SIZE_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 SIZE = "a size of 1 byte or more, e.g. 1048576, 512k, 64M, 1G"
 
@@ -178,10 +185,7 @@ class Settings(Common, frozen=True, kw_only=True):
             "(no); every policy survives a crash of the gateway process"
         ),
     ] = "everysec"
-    dedupe_window: Annotated[
-        Annotated[int, Meta(ge=0)],
-        Setting("seconds a messageId is remembered per source to drop duplicates; 0: off"),
-    ] = 3600
+    dedupe_window: DedupeWindow = 3600
     retention_acked: RetentionAcked = 3600.0
     retention_max_age: RetentionMaxAge = 604800.0
     shutdown_grace: Annotated[
