@@ -135,3 +135,18 @@ async def test_one_process_trims_at_a_time(redis: Redis) -> None:
     await first.lease.release()
     assert await second.step() is not None
     assert await first.step() is None
+
+
+async def test_a_pending_count_acknowledged_since_it_was_read_falls_back_to_the_last_delivered(
+    redis: Redis,
+) -> None:
+    ids = await fill(redis, S0, 4)
+    await redis.xgroup_create(S0, "g", id="0")
+    await read(redis, S0, "g", 3)
+    stale = await redis.xinfo_groups(S0)  # 3 pending
+    await redis.xack(S0, "g", *ids[:3])
+
+    done = await retention.trim_stream(redis, S0, stale, {"g"}, NOW, int(time.time() * 1000))
+
+    assert done.acked == 3
+    assert await left(redis, S0) == ids[3:]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from gateway.ops.embedded import free_port
 from gateway.worker.destinations import Destination, Failure, Result
 from gateway.worker.message import Message
 
@@ -180,3 +182,24 @@ async def eventually(check: Callable[[], Awaitable[bool]], attempts: int = 400) 
             return
         await asyncio.sleep(0.025)
     raise AssertionError("the condition never became true")
+
+
+@contextlib.asynccontextmanager
+async def serving(redis_url: str, data_dir: Path, *args: str) -> AsyncIterator[str]:
+    """`gateway serve --workers 1 ARGS` as a subprocess; yields its base URL once it answers.
+
+    Its log is read all along (a full pipe would stop it), and it is stopped on the way out.
+    """
+    port = free_port()
+    process = await start("serve", "--workers", "1", "--redis-url", redis_url, "--port",
+                          str(port), "--data-dir", str(data_dir), *args)  # fmt: skip
+    drained: asyncio.Task[bytes] | None = None
+    try:
+        await wait_for_line(process, "listening on")
+        drained = asyncio.create_task(process.stderr.read())  # type: ignore[union-attr]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+        if drained is not None:
+            await drained

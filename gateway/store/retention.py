@@ -97,10 +97,15 @@ async def _acknowledged_below(
     """The id below which every group of `stream` has acknowledged everything."""
     below: StreamId | None = None
     for info in infos:
+        oldest = None
         if int(info["pending"]) > 0:
             summary = await redis.xpending(stream, as_text(info["name"]))
-            first = parse_id(summary["min"])
+            oldest = summary["min"]  # None if acknowledged since XINFO
+        if oldest is not None:
+            first = parse_id(oldest)
         else:
+            # Everything up to the last delivered entry is acknowledged; a `last-delivered-id`
+            # read a moment ago is at most too old, which only trims less.
             ms, seq = parse_id(info["last-delivered-id"])
             first = (ms, seq + 1)
         below = first if below is None else min(below, first)
@@ -197,6 +202,9 @@ class Trimmer:
                     await self.step()
                 except (RedisError, RedisClusterException, OSError) as exc:
                     log.debug("retention: cannot trim now: %s", exc)
+                except Exception:
+                    # A bug here must not stop trimming for good (nor the process).
+                    log.exception("retention: trimming failed")
                 tasks.raise_if_cancelled()
                 await asyncio.sleep(self.retention.every)
         finally:
