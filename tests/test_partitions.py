@@ -8,8 +8,9 @@ import json
 
 from redis.asyncio import Redis
 
-from gateway.constants import all_events_keys, events_key
+from gateway.constants import RETENTION_COUNTS, all_events_keys, events_key
 from gateway.store import partitions
+from gateway.store.gauges import redis_families
 from gateway.worker import status
 from gateway.worker.consumer import Consumer
 from gateway.worker.dispatch import Dispatcher
@@ -89,3 +90,23 @@ async def test_status_flags_a_partition_a_group_does_not_read_and_a_stalled_grou
     await redis.xreadgroup("g", "c", {events_key(0): ">"})  # a live consumer, now behind on 0
     snapshot = await status.collect(redis, await partition_streams(redis, 1))
     assert [(g.live_consumers, g.stalled) for g in snapshot.groups] == [(1, False)]
+
+
+async def test_metrics_flag_a_partition_a_group_does_not_read_and_count_trimming(
+    redis: Redis,
+) -> None:
+    await partitions.record(redis, 2)
+    await redis.xadd(events_key(0), {"data": b"{}", "source": b"web"})
+    await redis.xgroup_create(events_key(0), "g", id="0")
+    await redis.xreadgroup("g", "c", {events_key(0): ">"})
+    await redis.hincrby(RETENTION_COUNTS, "expired", 7)
+
+    families = {f.name: f for f in await redis_families(redis, [events_key(0)], within=1.0)}
+
+    def samples(name: str) -> dict[tuple[str, ...], float]:
+        return {tuple(s.labels.values()): s.value for s in families[name].samples}
+
+    assert samples("gateway_group_missing_partition") == {("g", events_key(1)): 1}
+    assert samples("gateway_group_live_consumers") == {("g", events_key(0)): 1}
+    assert samples("gateway_stream_length") == {(events_key(0),): 1, (events_key(1),): 0}
+    assert samples("gateway_retention_trimmed") == {("acked",): 0, ("expired",): 7}
