@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import json
 import subprocess
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from gateway.worker import replay
 from gateway.worker.archive_reader import Archived, Window, hours, read_hour, read_lines
 from gateway.worker.destinations import ArchiveDestination
 from gateway.worker.message import Message
+from gateway.worker.progress import Progress
 from gateway.worker.replay_targets import Sent, Stopped
 from tests.worker_helpers import Collector, gateway
 
@@ -198,3 +200,22 @@ async def test_replaying_into_the_streams_keeps_the_messageids_and_dedupes(
     assert sorted(ids) == sorted(f"app-{n}" for n in range(20))
     assert await redis.xlen(events_key(0)) > 0  # users spread over the recorded partitions
     assert await redis.xlen(events_key(1)) > 0
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_is_drawn_on_a_terminal_only() -> None:
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        bar = Progress(stream, total=4)
+        bar.update(2, 1500)
+        bar.close()
+
+    assert pipe.getvalue() == ""
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\r[" + "#" * 15 + "." * 15 + "] 2/4 hours  1500 messages  ")
+    assert "/s" in drawn
+    assert drawn.endswith("\r\x1b[K")
