@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from gateway.app import RUNNER_OPTIONS, create_app
-from gateway.constants import events_key
+from gateway.constants import PARTITIONS_KEY, RETENTION_COUNTS, RETENTION_LEASE, events_key
 from gateway.ingest.sources import Sources
 from gateway.ops.embedded import RedisProcess
 from gateway.settings import Settings
@@ -86,3 +86,12 @@ async def stream_messages(redis: Redis, partition: int = 0) -> list[dict[str, An
         message["_source"] = fields[b"source"].decode()
         out.append(message)
     return out
+
+
+BOOKKEEPING = {PARTITIONS_KEY.encode(), RETENTION_LEASE.encode(), RETENTION_COUNTS.encode()}
+"""Keys a running gateway writes whatever it is sent: its partition count, the trimming lease."""
+
+
+async def stored(redis: Redis) -> list[bytes]:
+    """Every key but the gateway's bookkeeping: what requests made it store."""
+    return [key for key in await redis.keys("*") if key not in BOOKKEEPING]

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.ingest.sources import Source, Sources
-from tests.conftest import MakeClient, stream_messages
+from tests.conftest import MakeClient, stored, stream_messages
 
 segment = pytest.importorskip("segment.analytics.client", reason="pip install '.[test]'")
 
@@ -87,4 +87,4 @@ async def test_analytics_python_sees_the_refusal_of_a_wrong_key(
         await asyncio.to_thread(send_with_sdk, host, "wrong", False)
     assert refused.value.status == 400
     assert "Invalid or missing writekey" in str(refused.value)
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []
