@@ -11,8 +11,15 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.http import pixel, routes
+from gateway.control import listener
+from gateway.control.app_keys import LIVE
+from gateway.control.live import LiveSources
+from gateway.control.store import Store
+from gateway.http import pixel, routes, scrape
+from gateway.http.address_budget import AddressBudget
 from gateway.http.app_keys import (
+    ADDRESS_BUDGET,
+    BODY_LIMITS,
     COMMITTER,
     FIRST_CONTACT,
     INGEST,
@@ -23,6 +30,7 @@ from gateway.http.app_keys import (
     SPOOL,
     WRITER,
 )
+from gateway.http.body_limits import BodyLimits
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.sources import Sources
 from gateway.ops import tasks
@@ -59,19 +67,42 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     app[METRICS] = Metrics()
     if sources is None:  # not `or`: a Sources with no writeKeys is empty, yet not open
         sources = Sources.from_file(settings.sources)
-    app[INGEST] = Ingest(settings, sources)
+    ingest = app[INGEST] = Ingest(settings, sources)
+    live = app[LIVE] = LiveSources(settings.sources, sources)
+    live.listeners.append(lambda table: setattr(ingest, "sources", table))  # swapped whole
+    app[BODY_LIMITS] = BodyLimits(
+        settings.body_timeout, settings.body_min_rate, settings.body_memory, settings.retry_after
+    )
+    app[ADDRESS_BUDGET] = AddressBudget(
+        settings.address_rate, settings.address_burst, settings.address_table
+    )
     # One context a resource, each closed after those started after it, so a failure to
     # start one (an unusable spool directory) still closes those started before it.
     app.cleanup_ctx.append(_metrics)  # first in, last out: its last push sees the last flush
     app.cleanup_ctx.append(_writer)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_live)
     app.cleanup_ctx.append(_spool)
     app.cleanup_ctx.append(_replayer)
     app.cleanup_ctx.append(_committer)
     app.cleanup_ctx.append(_limiter)
     app.cleanup_ctx.append(_upkeep)
-    routes.add_routes(app, routes.table())
+    routes.add_all(app, metrics=settings.public_metrics)
     return app
+
+
+def create_admin_app(public: web.Application) -> web.Application:
+    """The admin listener's app beside a started `public` app, sharing its objects (the
+    sources table, the counts, Redis). `settings.admin_token` must be set."""
+    settings = public[SETTINGS]
+    if settings.admin_token is None:
+        raise ValueError("create_admin_app needs settings.admin_token (serve makes one)")
+    metrics = listener.metrics_family({"/metrics": {"GET": scrape.metrics}})
+    admin = listener.create(settings.admin_token, public[LIVE], [metrics])
+    admin[SETTINGS] = settings
+    admin[METRICS] = public[METRICS]
+    admin[REDIS] = public[REDIS]
+    return admin
 
 
 async def _metrics(app: web.Application) -> AsyncIterator[None]:
@@ -113,6 +144,16 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     finally:
         await first_contact.stop()
         await redis.aclose()
+
+
+async def _live(app: web.Application) -> AsyncIterator[None]:
+    """The sources table, kept current (see `gateway.control.live`)."""
+    live = app[LIVE]
+    await live.start(Store(app[REDIS]), app[SETTINGS].redis_timeout)
+    try:
+        yield
+    finally:
+        await live.stop()
 
 
 async def _spool(app: web.Application) -> AsyncIterator[None]:

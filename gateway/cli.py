@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gateway import __version__
+from gateway.control import cli as control_cli
 from gateway.http import pixel_url
 from gateway.ingest.sources import SourcesError
 from gateway.ops import flags, logs
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_worker(commands)
     pixel_url.add_command(commands)
+    control_cli.add_commands(commands)
     return parser
 
 

@@ -31,6 +31,12 @@ RETENTION_COUNTS = "gateway:retention:counts"
 """A hash of what trimming removed: `acked` (every group had it), `expired` (past the
 maximum age, read or not) (`gateway.store.retention`)."""
 
+CONTROL_SOURCES = "gateway:control:{sources}"
+"""Sources and keys made through the admin API: a hash of `source:<id>` and `key:<id>` to
+JSON records, keys as SHA-256 digests only (`gateway.control.store`)."""
+CONTROL_VERSION = "gateway:control:{sources}:version"
+"""Counts every change of `CONTROL_SOURCES` (same slot): what every process polls."""
+
 DEFAULT_SOURCE = "default"
 """The source id of every message when no sources file is configured (open mode)."""
 

@@ -32,10 +32,28 @@ class Code(enum.StrEnum):
     ENCODING = "encoding"
     AUTH = "auth"
     RATE_LIMITED = "rate_limited"
+    """Over the source's rate limit, or over its address's budget."""
+    TIMEOUT = "timeout"
+    """Headers or a body that did not arrive in time (408)."""
     UNAVAILABLE = "unavailable"
     NO_ROUTE = "no_route"
     """A path or method the gateway does not serve: no message was refused (not counted)."""
 
+
+PHRASES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+"""The `Error` text of each status the gateway answers with, as the contract spells it."""
 
 _CODE_OF_STATUS = {
     401: Code.AUTH,
@@ -43,6 +61,7 @@ _CODE_OF_STATUS = {
     404: Code.NO_ROUTE,
     405: Code.NO_ROUTE,
     413: Code.TOO_LARGE,
+    408: Code.TIMEOUT,
     415: Code.ENCODING,
     429: Code.RATE_LIMITED,
 }
@@ -73,8 +92,9 @@ class ApiError(Exception):
 
     @property
     def error(self) -> str:
-        """The status's reason phrase, as the `Error` field."""
-        return HTTPStatus(self.status).phrase
+        """The status's reason phrase, as the `Error` field: the contract's text, fixed here
+        (Python's `HTTPStatus` renamed 413's phrase in 3.13)."""
+        return PHRASES.get(self.status) or HTTPStatus(self.status).phrase
 
     @property
     def summary(self) -> str:

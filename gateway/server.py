@@ -11,13 +11,16 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 from types import FrameType
 
 import msgspec
 from aiohttp import web
 
-from gateway.app import RUNNER_OPTIONS, create_app
+from gateway.app import RUNNER_OPTIONS, create_admin_app, create_app
+from gateway.control import token as admin_token
+from gateway.control.app_keys import LIVE
 from gateway.http import framing
 from gateway.http.app_keys import METRICS
 from gateway.ingest.sources import Sources
@@ -37,15 +40,18 @@ def serve(settings: Settings) -> int:
     sources = Sources.from_file(settings.sources)  # fail before starting anything
     try:
         check_port_free(settings.host, settings.port)
+        check_port_free(settings.admin_host, settings.admin_port)
     except PortInUse as exc:
         log.error("gateway: %s", exc, extra={"event": "port_in_use"})
         return 1
     mode = (
-        "open mode (no sources file): every writeKey is accepted"
+        "open mode (no sources file): every writeKey is accepted until a source is made "
+        "through the admin API"
         if sources.open
         else (f"{len(sources)} sources from {settings.sources}")
     )
     log.info("gateway: %s", mode, extra={"event": "startup", "workers": settings.workers})
+    settings = _admin_token(settings)
     with contextlib.ExitStack() as stack:
         if settings.redis_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -64,6 +70,19 @@ def serve(settings: Settings) -> int:
             return 1
     log.info("gateway: stopped", extra={"event": "shutdown"})
     return 0
+
+
+def _admin_token(settings: Settings) -> Settings:
+    """`settings` with the admin token, made at first start when none is configured; its
+    URL printed that once (on stderr, not through the log: the token is never logged)."""
+    token, made = admin_token.ensure(settings.admin_token, settings.data_dir)
+    host = settings.admin_host
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.admin_port}/"
+    if made:
+        print(f"gateway: admin API at {url}?token={token}", file=sys.stderr, flush=True)
+    where = "--admin-token" if settings.admin_token else settings.data_dir / admin_token.TOKEN_FILE
+    log.info("gateway: admin API on %s (token: %s)", url, where, extra={"event": "admin"})
+    return msgspec.structs.replace(settings, admin_token=token)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -105,6 +124,7 @@ def run_process(settings: Settings, reuse_port: bool = False) -> bool:
     less one Redis timeout, then flushes what is buffered (to Redis within that timeout,
     else to the spool) and exits: within about `shutdown_grace` seconds.
     """
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop's handler reloads sources
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     _tune_gc()
@@ -131,17 +151,19 @@ def run_process(settings: Settings, reuse_port: bool = False) -> bool:
 
 
 async def _serve_app(settings: Settings, reuse_port: bool) -> None:
-    """What `web.run_app` does, plus the gateway's answers to unparseable requests."""
+    """What `web.run_app` does, plus the gateway's connection handling (`gateway.http.framing`)."""
     app = create_app(settings)
     runner = web.AppRunner(
         app,
         handle_signals=True,
         shutdown_timeout=max(0.0, settings.shutdown_grace - settings.redis_timeout),
+        keepalive_timeout=settings.idle_timeout,
         **RUNNER_OPTIONS,
     )
+    cleanups = [runner.cleanup]
     try:
         await runner.setup()  # inside: a start that fails still closes what it started
-        framing.json_errors(runner, app[METRICS].tally)
+        framing.json_errors(runner, app[METRICS].tally, settings.header_timeout)
         site = web.TCPSite(
             runner, settings.host, settings.port, reuse_port=reuse_port, backlog=1024
         )
@@ -149,6 +171,20 @@ async def _serve_app(settings: Settings, reuse_port: bool) -> None:
             await site.start()
         except OSError as exc:  # taken between the check and now
             raise PortInUse(_bind_error(settings.host, settings.port, exc)) from None
+        admin = web.AppRunner(
+            create_admin_app(app), handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
+        await admin.setup()
+        cleanups.append(admin.cleanup)
+        admin_site = web.TCPSite(
+            admin, settings.admin_host, settings.admin_port, reuse_port=reuse_port
+        )
+        try:
+            await admin_site.start()
+        except OSError as exc:
+            raise PortInUse(_bind_error(settings.admin_host, settings.admin_port, exc)) from None
+        live = app[LIVE]
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, live.reload_file, "SIGHUP")
         log.info(
             "gateway: listening on http://%s:%d (pid %d)",
             settings.host,
@@ -158,7 +194,8 @@ async def _serve_app(settings: Settings, reuse_port: bool) -> None:
         )
         await asyncio.Event().wait()  # until a signal raises GracefulExit
     finally:
-        await runner.cleanup()
+        for cleanup in reversed(cleanups):
+            await cleanup()
 
 
 CANNOT_LISTEN = 3
@@ -203,10 +240,17 @@ def _run_children(settings: Settings, metrics_dir: os.PathLike[str]) -> bool:
 
     children = [context.Process(target=_child, args=(settings,)) for _ in range(settings.workers)]
     started = [time.monotonic()] * len(children)
+
+    def reload(_signum: int, _frame: FrameType | None) -> None:
+        for child in children:  # each reloads its own table (`gateway.control.live`)
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     for child in children:
-        child.start()
+        _start(child)
     while not stopping:
         time.sleep(0.2)
         for index, child in enumerate(children):
@@ -234,11 +278,21 @@ def _run_children(settings: Settings, metrics_dir: os.PathLike[str]) -> bool:
             )
             children[index] = context.Process(target=_child, args=(settings,))
             started[index] = time.monotonic()
-            children[index].start()
+            _start(children[index])
     for child in children:
         child.join(settings.shutdown_grace + 5)
         multiprocess.process_dead(child.pid, metrics_dir)
     return not failed
+
+
+def _start(child: multiprocessing.process.BaseProcess) -> None:
+    """Start `child` ignoring SIGHUP (inherited through exec) until its loop handles it:
+    a reload forwarded while it imports must not kill it."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        child.start()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 GC_YOUNG_THRESHOLD = 20_000

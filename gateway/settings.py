@@ -193,6 +193,44 @@ class Settings(Common, frozen=True, kw_only=True):
         Setting("seconds to finish requests in flight and flush on SIGTERM or SIGINT"),
     ] = 10.0
 
+    header_timeout: Annotated[
+        Seconds,
+        Setting("seconds a request's headers may take, from its first byte; then 408 and close"),
+    ] = 10.0
+    idle_timeout: Annotated[
+        Seconds, Setting("seconds an idle keep-alive connection is kept open")
+    ] = 15.0
+    body_timeout: Annotated[
+        Seconds, Setting("seconds a request's body may take to arrive; then 408 and close")
+    ] = 30.0
+    body_min_rate: Annotated[
+        Annotated[int, Meta(ge=0)],
+        Setting(
+            "bytes a second a body must average after its first 5 seconds; 0: no minimum",
+            metavar="BYTES",
+        ),
+    ] = 1024
+    body_memory: Annotated[
+        Count,
+        Setting(
+            "bytes the bodies being read or inflated may hold in one process; past it, 503",
+            metavar="SIZE",
+            default="32M",
+            allowed=SIZE,
+            parse=parse_size,
+        ),
+    ] = 32 * 1024**2
+    address_rate: Annotated[
+        Annotated[float, Meta(ge=0)],
+        Setting("requests a second one client address may make, per process; 0: no limit"),
+    ] = 200.0
+    address_burst: Annotated[
+        Count, Setting("requests one client address may make at once, above its rate")
+    ] = 400
+    address_table: Annotated[
+        Count, Setting("client addresses each process keeps a budget for", metavar="N")
+    ] = 65536
+
     public_url: Annotated[
         str | None,
         Setting(
@@ -213,6 +251,33 @@ class Settings(Common, frozen=True, kw_only=True):
         ),
     ] = None
 
+    admin_host: Annotated[
+        str,
+        Meta(min_length=1),
+        Setting(
+            "address of the admin listener (admin API, /metrics); not loopback: needs "
+            "--admin-token",
+            metavar="ADDRESS",
+        ),
+    ] = "127.0.0.1"
+    admin_port: Annotated[Port, Setting("port of the admin listener")] = 8081
+    admin_token: Annotated[
+        Annotated[str, Meta(min_length=16)] | None,
+        Setting(
+            "the bearer token of the admin listener (never logged)",
+            metavar="TOKEN",
+            default="made at first start, kept in <data-dir>/admin-token",
+            allowed="a text of 16 characters or more",
+        ),
+    ] = None
+    public_metrics: Annotated[
+        bool,
+        Setting(
+            "also serve /metrics on the public port, unauthenticated (unsafe: it tells anyone "
+            "your traffic, streams and groups; for scrapers not yet moved to the admin port)"
+        ),
+    ] = False
+
     def check(self) -> None:
         """What one field cannot say alone: how two relate, whether a path can be used."""
         if self.max_message_bytes > self.max_batch_bytes:
@@ -223,9 +288,25 @@ class Settings(Common, frozen=True, kw_only=True):
             self.sources.is_file() and os.access(self.sources, os.R_OK)
         ):
             raise Invalid("sources", "must be a file the gateway can read")
+        if self.admin_token is None and not is_loopback(self.admin_host):
+            raise Invalid(
+                "admin_host",
+                "is not a loopback address: set --admin-token (GATEWAY_ADMIN_TOKEN) to "
+                "listen there",
+            )
         problem = _unwritable(self.data_dir)
         if problem:
             raise Invalid("data_dir", problem)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is only reachable from this machine (`localhost`, 127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        return False
 
 
 def _unwritable(directory: Path) -> str | None:

@@ -23,7 +23,9 @@ from gateway.worker.destinations import ArchiveDestination
 from gateway.worker.message import Message
 from gateway.worker.progress import Progress
 from gateway.worker.replay_targets import Sent, Stopped
-from tests.worker_helpers import Collector, gateway
+from tests.helpers.destinations import Collector
+from tests.helpers.processes import gateway
+from tests.helpers.streams import read_stream
 
 START = "2026-12-02T13:59:58"
 """Messages every half second from here: two hours (13 and 14), two sources."""
@@ -194,7 +196,7 @@ async def test_replaying_into_the_streams_keeps_the_messageids_and_dedupes(
 
     ids = []
     for stream in (events_key(0), events_key(1)):
-        for _, fields in await redis.xrange(stream):
+        for _, fields in await read_stream(redis, stream):
             assert fields[b"source"] == b"app"
             ids.append(json.loads(fields[b"data"])["messageId"])
     assert sorted(ids) == sorted(f"app-{n}" for n in range(20))

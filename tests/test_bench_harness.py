@@ -4,9 +4,9 @@ and it reads wrk's and redis-benchmark's output right. No timing is asserted her
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import msgspec
+from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from bench import payloads
@@ -16,7 +16,8 @@ from bench.report import END, START, Row, write_between_markers
 from bench.run import judge
 from gateway.ingest.sources import Sources
 from gateway.ops.embedded import RedisProcess
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 BROWSER_HEADERS = {
     "Authorization": payloads.basic_auth(),
@@ -69,7 +70,7 @@ async def test_gateway_stores_every_message_of_the_batch_body(
 
 
 async def test_minimal_reference_stores_the_track_body_through_the_gateways_commit(
-    aiohttp_client: Any, redis: Redis, redis_server: RedisProcess, tmp_path: Path
+    aiohttp_client: AiohttpClient, redis: Redis, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
     app = create_minimal_app(redis_server.url, bench_sources(tmp_path), tmp_path / "data")
     client = await aiohttp_client(app)

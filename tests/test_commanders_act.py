@@ -29,7 +29,8 @@ from gateway.constants import REJECTED_STREAM, events_key
 from gateway.ingest.sources import CommandersAct, Source, Sources, SourcesError
 from gateway.ops.embedded import RedisProcess
 from gateway.store import rejected
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import read_stream, stream_messages
 
 TOKEN = "7183b9d4-1031-11ee-be56-0242ac120002"
 """The documents' source key, configured for site 29 as the source `web`."""
@@ -162,7 +163,7 @@ async def sourced(make_client: MakeClient) -> TestClient[Any, Any]:
 async def rejections(redis: Redis) -> list[dict[str, Any]]:
     """The rejected-events stream, oldest first, each with its `source` field as `_source`."""
     out = []
-    for _id, fields in await redis.xrange(REJECTED_STREAM):
+    for _id, fields in await read_stream(redis, REJECTED_STREAM):
         record = msgspec.json.decode(fields[b"data"])
         record["_source"] = fields[b"source"].decode()
         out.append(record)
@@ -379,7 +380,7 @@ async def test_refused_caller_gets_200_and_a_rejection(
         "_source": source or "",
     }
     # The token is a credential: never stored.
-    for _id, fields in await redis.xrange(REJECTED_STREAM):
+    for _id, fields in await read_stream(redis, REJECTED_STREAM):
         assert params.get("token", TOKEN).encode() not in fields[b"data"]
 
 
@@ -740,3 +741,24 @@ async def test_rejections_are_spooled_while_redis_is_away(
         await check.aclose()
     finally:
         own.stop()
+
+
+async def test_refused_events_keep_no_dedupe_state_and_little_body(
+    sourced: TestClient[Any, Any], redis: Redis
+) -> None:
+    """A token is public and a wrong one is recorded too: what that may cost Redis is the
+    trimmed stream alone, no dedupe set, and each entry short (docs/durability.md)."""
+    big = {**EVENT, "pad": "x" * 5000}
+    response = await sourced.post(
+        "/events/batch",
+        params={"tc_s": "1" * 500, "token": "nope"},
+        json={"batch": [EVENT, big, EVENT]},
+    )
+    assert response.status == 200
+    assert await redis.keys("gateway:dedupe:*") == []
+    records = await rejections(redis)
+    assert [r["reason"] for r in records] == ["unknown token"] * 3
+    assert records[0]["body"] == EVENT  # under the cap: as sent
+    assert records[1]["truncated"] > rejected.REFUSED_BODY
+    assert len(msgspec.json.encode(records[1]["body"])) <= rejected.REFUSED_BODY + 2
+    assert len(records[0]["siteId"]) <= rejected.MAX_FIELD + 1

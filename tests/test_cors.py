@@ -1,4 +1,5 @@
-"""CORS: preflights on every event route, and the allow headers on every answer."""
+"""CORS: preflights on every route, the allow headers on every answer, and credentials only
+where a tracking client needs them."""
 
 from __future__ import annotations
 
@@ -8,18 +9,19 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from gateway.http.routes import table
+from gateway.http.routes import tables
 from gateway.ingest.sources import Source, Sources
 from gateway.ops.embedded import free_port
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 ORIGIN = "https://shop.example"
 ASKED = "authorization,content-type"
 
-EVENT_PATHS = sorted(table())
+TRACKING, OTHERS = (sorted(routes) for routes in tables())
 
 
-@pytest.mark.parametrize("path", EVENT_PATHS)
+@pytest.mark.parametrize("path", TRACKING + OTHERS)
 async def test_preflight_on_every_route(client: TestClient[Any, Any], path: str) -> None:
     response = await client.options(
         path,
@@ -30,7 +32,9 @@ async def test_preflight_on_every_route(client: TestClient[Any, Any], path: str)
         },
     )
     assert response.status == 204
-    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    tracking = path in TRACKING
+    assert response.headers["Access-Control-Allow-Origin"] == (ORIGIN if tracking else "*")
+    assert ("Access-Control-Allow-Credentials" in response.headers) is tracking
     assert response.headers["Access-Control-Allow-Methods"] == "POST, GET, OPTIONS"
     assert response.headers["Access-Control-Allow-Headers"] == ASKED
     assert int(response.headers["Access-Control-Max-Age"]) > 0
@@ -82,7 +86,8 @@ async def test_errors_carry_the_headers(
 ) -> None:
     response = await client.post(path, data=body, headers={"Origin": ORIGIN})
     assert response.status == status
-    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    # A path the gateway does not serve is no tracking route: no credentials.
+    assert response.headers["Access-Control-Allow-Origin"] == ("*" if status == 404 else ORIGIN)
     assert response.headers["Access-Control-Expose-Headers"] == "Retry-After, X-Request-Id"
     assert (await response.json())["Error"]
     assert await stream_messages(redis) == []
@@ -129,3 +134,49 @@ async def test_browser_bodies_of_any_type(
     assert response.status == 200
     [message] = await stream_messages(redis)
     assert message["name"] == "Home"
+
+
+@pytest.mark.parametrize(
+    "path", ["/metrics", "/ready", "/health", "/docs", "/openapi.json", "/v1/nothing-here"]
+)
+async def test_no_credentials_beyond_the_tracking_routes(
+    client: TestClient[Any, Any], path: str
+) -> None:
+    response = await client.get(path, headers={"Origin": ORIGIN})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/v1/t", "/v1//t/"])
+async def test_credentials_on_a_tracking_route(client: TestClient[Any, Any], path: str) -> None:
+    response = await client.post(
+        path, json={"event": "E", "userId": "u"}, headers={"Origin": ORIGIN}
+    )
+    assert response.status == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+
+
+async def test_no_credentials_for_origin_null(client: TestClient[Any, Any]) -> None:
+    """A sandboxed frame or a file: page is `Origin: null`; any page can make itself one."""
+    for method in ("POST", "OPTIONS"):
+        response = await client.request(
+            method, "/v1/t", json={"event": "E", "userId": "u"}, headers={"Origin": "null"}
+        )
+        assert response.status in (200, 204)
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/v1/t%0A", "/%0D%0Ax", "/a%0Ab/c"])
+async def test_every_path_gets_the_json_404_with_cors(
+    client: TestClient[Any, Any], path: str
+) -> None:
+    """aiohttp's own 404 (plain text, no CORS, uncounted) never answers, `%0A` included."""
+    from yarl import URL
+
+    response = await client.get(URL(path, encoded=True), headers={"Origin": ORIGIN})
+    assert response.status == 404
+    assert (await response.json())["Message"] == "No such route"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["X-Request-Id"]

@@ -14,6 +14,7 @@ from gateway.ops.embedded import RedisProcess
 from gateway.store.dedupe_script import bucket_seconds
 from gateway.store.entry import Entry
 from gateway.store.node_writer import NodeWriter
+from tests.helpers.streams import read_stream
 
 STREAM = events_key(3)
 
@@ -46,7 +47,7 @@ async def test_each_message_id_of_a_source_is_added_once(
     assert added == 2
     assert await writer.write([entry("a"), entry("b"), entry("c")]) == 1  # a retry, and one new
     assert await writer.write([entry("a", source="ios")]) == 1  # another source's "a"
-    rows = await redis.xrange(STREAM)
+    rows = await read_stream(redis, STREAM)
     assert [(f[b"source"], f[b"data"]) for _, f in rows] == [
         (b"web", b"1"),
         (b"web", b"{}"),
@@ -75,7 +76,7 @@ async def test_an_id_is_remembered_for_the_window_and_no_longer(
     await redis.sadd(f"{prefix}{oldest - 1}", "web:expired")
     writer = writer_for(window)
     assert await writer.write([entry("recent"), entry("expired")]) == 1
-    assert [f[b"data"] for _, f in await redis.xrange(STREAM)] == [b"{}"]
+    assert [f[b"data"] for _, f in await read_stream(redis, STREAM)] == [b"{}"]
 
 
 async def test_an_entry_redis_refuses_is_not_marked_as_seen(
@@ -103,7 +104,7 @@ async def test_large_writes_keep_their_order(redis: Redis, writer_for: MakeWrite
     writer = writer_for(60)
     batch = [entry(f"m{i}", data=str(i).encode()) for i in range(1000)]
     assert await writer.write(batch) == 1000
-    assert [f[b"data"] for _, f in await redis.xrange(STREAM)] == [e.data for e in batch]
+    assert [f[b"data"] for _, f in await read_stream(redis, STREAM)] == [e.data for e in batch]
 
 
 async def test_window_zero_turns_dedupe_off(redis: Redis, writer_for: MakeWriter) -> None:

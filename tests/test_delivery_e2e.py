@@ -17,7 +17,9 @@ from redis.asyncio import Redis
 from gateway.constants import events_key
 from gateway.ops.embedded import RedisProcess
 from gateway.worker.archive_reader import read_lines
-from tests.worker_helpers import Collector, eventually, finish, kill, serving, start, wait_for_line
+from tests.helpers.destinations import Collector
+from tests.helpers.processes import finish, kill, serving, start, wait_for_line
+from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

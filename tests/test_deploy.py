@@ -29,8 +29,8 @@ from gateway.ops import flags as settings_flags
 from gateway.ops.embedded import free_port, server_binary
 from gateway.settings import Settings
 from gateway.worker.settings import WorkerSettings
+from tests.helpers.processes import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 MANIFESTS = sorted(KUBERNETES.glob("*.yaml"))

@@ -21,15 +21,18 @@ from gateway.constants import events_key
 from gateway.ops.embedded import RedisProcess, free_port
 from gateway.store.entry import Entry
 from gateway.store.spool import Spool
-from tests.conftest import MakeClient, stream_messages
-from tests.worker_helpers import eventually
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
+from tests.helpers.waiting import eventually
 
 
 def track(message_id: str, user: str = "u1") -> dict[str, Any]:
     return {"userId": user, "event": "E", "messageId": message_id, "writeKey": "wk"}
 
 
-async def test_a_duplicate_sent_twice_lands_once(client: Any, redis: Redis) -> None:
+async def test_a_duplicate_sent_twice_lands_once(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
     for _ in range(2):
         r = await client.post("/v1/track", json=track("dup-1"))
         assert r.status == 200
@@ -41,7 +44,9 @@ async def test_a_duplicate_sent_twice_lands_once(client: Any, redis: Redis) -> N
     assert [m["messageId"] for m in await stream_messages(redis)] == ["dup-1", "dup-2"]
 
 
-async def test_a_retry_after_a_lost_answer_lands_once(client: Any, redis: Redis) -> None:
+async def test_a_retry_after_a_lost_answer_lands_once(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
     body = msgspec.json.encode(track("lost-1"))
     _, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(
@@ -151,7 +156,7 @@ async def test_redis_down_and_the_spool_full_is_a_503_with_retry_after(
     assert (await ready.json())["status"] == "unavailable"
 
 
-async def test_health_and_ready(client: Any) -> None:
+async def test_health_and_ready(client: TestClient[Any, Any]) -> None:
     health = await client.get("/health")
     assert health.status == 200
     assert await health.json() == {"status": "ok"}
@@ -172,7 +177,7 @@ async def _total(redis: Redis, partitions: int, at_least: int) -> bool:
     return sum(lengths) >= at_least
 
 
-async def _replayed(client: Any) -> bool:
+async def _replayed(client: TestClient[Any, Any]) -> bool:
     body = await (await client.get("/ready")).json()
     return body["spool"]["replaying"] is False
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from gateway.cli import build_parser
 from gateway.ops import flags
@@ -68,6 +69,6 @@ def test_bad_values_name_the_key(key: str, value: str) -> None:
         Settings.load(environ={key: value})
 
 
-async def test_head_of_health_for_load_balancers(client: Any) -> None:
+async def test_head_of_health_for_load_balancers(client: TestClient[Any, Any]) -> None:
     assert (await client.head("/health")).status == 200
     assert (await client.head("/ready")).status == 200

@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.ops import timestamps
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 TRACK = {"userId": "u1", "event": "E"}
 ISO_MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -17,8 +17,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -30,13 +31,16 @@ from gateway.constants import events_key
 from gateway.ops.embedded import RedisProcess, free_port
 from gateway.store.entry import Entry
 from gateway.store.spool_format import frame
+from tests.helpers.processes import ROOT
+from tests.helpers.streams import read_stream
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = 3000
 CONCURRENCY = 24
 PARTITIONS = 2
+ESTABLISHED, LISTEN = "01", "0A"
+"""TCP states as /proc/net/tcp writes them."""
 
 
 class Gateway:
@@ -61,8 +65,11 @@ class Gateway:
             str(data_dir),
             "--partitions",
             str(PARTITIONS),
+            "--address-rate",
+            "0",  # the load comes from one address: no per-address budget
         ]
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "GATEWAY_REDIS_TIMEOUT": "1", **env}
+        self.env["GATEWAY_ADMIN_PORT"] = str(free_port())
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -132,7 +139,7 @@ class Load:
                 self.phase += 1
             await asyncio.gather(*senders)
 
-    async def _send(self, session: aiohttp.ClientSession, queue: Any) -> None:
+    async def _send(self, session: aiohttp.ClientSession, queue: Iterator[dict[str, Any]]) -> None:
         for message in queue:
             for _ in range(2000):  # bounded: a message that never gets a 200 fails the test
                 try:
@@ -158,7 +165,7 @@ class Load:
         try:
             ids = []
             for n in range(PARTITIONS):
-                for _, fields in await redis.xrange(events_key(n)):
+                for _, fields in await read_stream(redis, events_key(n)):
                     ids.append(msgspec.json.decode(fields[b"data"])["messageId"])
         finally:
             await redis.aclose()
@@ -179,6 +186,31 @@ async def drained(gateway: Gateway) -> None:
                 return
             await asyncio.sleep(0.025)
     raise AssertionError(f"the spool was not replayed: {body}")
+
+
+def requests_read(port: int) -> int | None:
+    """Connections the process listening on `port` accepted and read dry; None while one waits.
+
+    From /proc/net/tcp: a listening socket's receive queue is its accept backlog, an
+    established one's the bytes its process has not read yet.
+    """
+    read = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        _, local, _, state, queues = line.split()[:5]
+        if int(local.rpartition(":")[2], 16) != port or state not in (LISTEN, ESTABLISHED):
+            continue
+        if int(queues.rpartition(":")[2], 16):
+            return None
+        read += state == ESTABLISHED
+    return read
+
+
+async def until(condition: Callable[[], bool], what: str, limit: float = 20) -> None:
+    """Poll `condition` until it holds; fail after `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {limit}s: {what}"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -279,14 +311,31 @@ async def test_a_signal_finishes_in_flight_requests_and_a_restart_replays_the_sp
     await asyncio.to_thread(stopping.start)
     assert stopping.process is not None
     messages = [{"userId": "u", "event": "E", "messageId": f"term-{i}"} for i in range(50)]
-    async with aiohttp.ClientSession() as session:
+    sent = asyncio.Event()
+    bodies: list[aiohttp.TraceRequestChunkSentParams] = []
+
+    async def body_sent(
+        _session: aiohttp.ClientSession,
+        _context: SimpleNamespace,
+        params: aiohttp.TraceRequestChunkSentParams,
+    ) -> None:
+        bodies.append(params)
+        if len(bodies) == len(messages):
+            sent.set()
+
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_chunk_sent.append(body_sent)
+    async with aiohttp.ClientSession(trace_configs=[tracing]) as session:
 
         async def send(message: dict[str, Any]) -> int:
             async with session.post(stopping.url + "/v1/track", json=message) as r:
                 return r.status
 
         sends = [asyncio.create_task(send(m)) for m in messages]
-        await asyncio.sleep(0.2)  # they wait for a Redis that does not answer
+        # Every request in flight: sent, and read by the gateway, which now waits for a
+        # Redis that does not answer (for GATEWAY_REDIS_TIMEOUT, then spools).
+        await asyncio.wait_for(sent.wait(), 20)
+        await until(lambda: requests_read(stopping.port) == len(messages), "requests read")
         stopping.process.send_signal(signum)
         statuses = await asyncio.gather(*sends)
         exit_code = await asyncio.to_thread(stopping.process.wait, 30)
@@ -300,7 +349,7 @@ async def test_a_signal_finishes_in_flight_requests_and_a_restart_replays_the_sp
     try:
         await drained(restarted)
         redis = Redis.from_url(redis_process.url)
-        rows = [row for n in range(PARTITIONS) for row in await redis.xrange(events_key(n))]
+        rows = [row for n in range(PARTITIONS) for row in await read_stream(redis, events_key(n))]
         await redis.aclose()
         ids = sorted(msgspec.json.decode(f[b"data"])["messageId"] for _, f in rows)
         assert ids == sorted(m["messageId"] for m in messages)

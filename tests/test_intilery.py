@@ -21,7 +21,8 @@ from redis.asyncio import Redis
 from gateway.constants import events_key
 from gateway.ingest.intilery_source import Intilery
 from gateway.ingest.sources import CommandersAct, Source, Sources, SourcesError
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import read_stream, stream_messages
 
 BASE = "/track/acme/shop/SHOP/v1"
 ACCOUNT_TOKEN = "tok_every_brand"
@@ -62,7 +63,7 @@ _AGENT = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_4) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/78.0.3904.108 Safari/537.36"
 )
-TRACK = {
+TRACK: dict[str, Any] = {
     "userId": "ABC/123",
     "event": "Product Added",
     "context": {"page": dict(_PAGE), "userAgent": _AGENT},
@@ -386,7 +387,7 @@ async def test_the_token_is_not_stored(shop: TestClient[Any, Any], redis: Redis)
     for key in await redis.keys("*"):
         assert ACCOUNT_TOKEN.encode() not in key
         if await redis.type(key) == b"stream":
-            for _id, fields in await redis.xrange(key):
+            for _id, fields in await read_stream(redis, key):
                 assert all(ACCOUNT_TOKEN.encode() not in value for value in fields.values())
 
 
@@ -664,15 +665,16 @@ write_keys = ["wk_web"]
 """
     )
     sources = Sources.from_file(path)
-    source = sources.intilery("ACME", "shop")
+    source = sources.intilery("ACME", "shop", "tok_all", "ANY")
     assert source is not None
     assert source.id == "shop"
     assert source.intilery is not None
-    assert source.intilery.allows("tok_all", "ANY")
-    assert source.intilery.allows("tok_shop", "SHOP")
-    assert not source.intilery.allows("tok_shop", "OUTLET")
+    assert sources.intilery("acme", "SHOP", "tok_shop", "SHOP") is source
+    assert sources.intilery("acme", "shop", "tok_shop", "OUTLET") is None
+    assert sources.intilery("acme", "shop", "tok_unknown", "SHOP") is None
     assert (source.intilery.rate, source.intilery.burst) == (20, 40)
-    assert sources.intilery("acme", "web") is None
+    assert sources.intilery("acme", "web", "tok_all", "ANY") is None
+    assert sources.account_owner("Acme", "Shop") is source
     assert sources.resolve("wk_web") is not None
 
 

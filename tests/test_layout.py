@@ -23,6 +23,7 @@ LAYERS: dict[str, set[str]] = {
     "dialects": {"ops", "ingest"},
     "http": {"ops", "store", "ingest", "dialects"},
     "worker": {"ops", "store"},
+    "control": {"ops", "store", "ingest"},
 }
 BASE = {"gateway", "gateway.constants", "gateway.errors", "gateway.settings"}
 """Modules every package may use: the version, key names, the answers, the settings."""
@@ -159,3 +160,13 @@ def test_every_module_imports_in_any_order(seed: int) -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     importlib.invalidate_caches()
+
+
+def test_every_module_is_in_the_architecture_doc() -> None:
+    doc = (ROOT.parent / "docs" / "architecture.md").read_text()
+    unlisted = [
+        str(path.relative_to(ROOT.parent))
+        for path in ROOT.rglob("*.py")
+        if path.name != "__init__.py" and f"`{path.name}`" not in doc and path.name not in doc
+    ]
+    assert unlisted == []

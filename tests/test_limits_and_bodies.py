@@ -14,14 +14,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from tests.conftest import MakeClient, stored, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stored, stream_messages
 
 TRACK = {"userId": "u1", "event": "E"}
 
 
 def padded(size: int) -> dict[str, Any]:
     """A track message whose JSON is exactly `size` bytes."""
-    message = {**TRACK, "properties": {"pad": ""}}
+    message: dict[str, Any] = {**TRACK, "properties": {"pad": ""}}
     missing = size - len(json.dumps(message, separators=(",", ":")))
     message["properties"]["pad"] = "x" * missing
     return message
@@ -308,3 +309,45 @@ async def test_absurd_depth_is_a_clear_400(client: TestClient[Any, Any], redis: 
     response = await client.post("/v1/track", data=body)
     assert response.status == 400
     assert await stored(redis) == []
+
+
+async def _raw(client: TestClient[Any, Any], *parts: bytes, pause: float = 0.1) -> bytes:
+    """Send `parts` on one connection, `pause` apart; what the gateway answers."""
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    for part in parts:
+        writer.write(part)
+        await writer.drain()
+        await asyncio.sleep(pause)
+    answer = await asyncio.wait_for(reader.read(65536), 10)
+    writer.close()
+    return answer
+
+
+HEAD = b"POST /v1/t HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+
+
+async def test_a_body_that_stops_arriving_is_answered_408(make_client: MakeClient) -> None:
+    client = await make_client(body_timeout=0.5)
+    answer = await _raw(client, HEAD % 100 + b'{"userId": "u"')
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), head
+    assert json.loads(body)["Message"] == "Request Timeout"
+
+
+async def test_bodies_past_the_process_memory_are_answered_503(
+    make_client: MakeClient, redis: Redis
+) -> None:
+    client = await make_client(body_memory=1000, retry_after=7)
+    message = json.dumps({"userId": "u", "event": "E", "properties": {"pad": "x" * 1500}})
+    data = message.encode()
+    answer = await _raw(client, HEAD % len(data) + data[:600], data[600:])
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), head
+    assert b"Retry-After: 7" in head
+    assert "Too many request bodies" in json.loads(body)["Message"]
+    # What a refused body held is given back: a body under the cap is taken.
+    small = b'{"userId": "u", "event": "E"}'
+    answer = await _raw(client, HEAD % len(small) + small[:10], small[10:])
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert len(await stream_messages(redis)) == 1

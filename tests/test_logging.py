@@ -20,7 +20,7 @@ from gateway.constants import events_key
 from gateway.ingest.sources import Source, Sources
 from gateway.ops import logs
 from gateway.ops.embedded import RedisProcess, free_port
-from tests.conftest import MakeClient
+from tests.helpers.gateway import MakeClient
 
 KEY = "wk_live_Zq8sLEAKCHECK"
 MARKER = "BODY_MARKER_7f3a9c"
@@ -204,3 +204,50 @@ async def test_an_outage_logs_redis_down_then_up_and_the_replay(
     assert replayed["entries"] == 3
     assert KEY not in captured.getvalue()
     assert MARKER not in captured.getvalue()
+
+
+SECRET_B64 = base64.b64encode(f"{KEY}:".encode()).decode()
+RAW_LINES = [
+    f"Invalid method encountered: b'GET\\x01 /v1/t?writeKey={KEY}&x=1 HTTP/1.1'",
+    f"Bad header: b'Authorization: Basic {SECRET_B64}'",
+    f"POST /events?tc_s=29&token={KEY} HTTP/1.1",
+    f"GET /v1/projects/{KEY}/settings: 503",
+    f"GET /analytics.js/v1/{KEY}/analytics.min.js failed",
+    f'{{"writeKey": "{KEY}"}}',
+    f"auth-token: {KEY}",
+]
+
+
+@pytest.mark.parametrize("formatter", [logs.JsonFormatter(), logs.TextFormatter()])
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR])
+def test_every_line_is_redacted_at_every_level(formatter: logging.Formatter, level: int) -> None:
+    """What a line quotes of a request (a raw request line, a header) never shows a key."""
+    for raw in RAW_LINES:
+        try:
+            raise ValueError(raw)
+        except ValueError:
+            record = logging.getLogger("aiohttp.server").makeRecord(
+                "aiohttp.server", level, __file__, 1, "%s", (raw,), sys.exc_info()
+            )
+        record.details = raw
+        text = formatter.format(record)
+        assert KEY not in text, text
+        assert SECRET_B64 not in text, text
+        assert logs.REDACTED in text
+
+
+def test_the_text_format_escapes_what_a_client_sent() -> None:
+    """A `%0A` in a Commanders Act `tc_s` cannot forge a line of the text log."""
+    forged = "29\n2026-01-01 00:00:00,000 ERROR forged"
+    record = logging.getLogger("g").makeRecord(
+        "g", logging.WARNING, __file__, 1, "rejected: tc_s %s", (forged,), None
+    )
+    record.route = "/events\r\nx"
+    record.site = "a b"
+    text = logs.TextFormatter().format(record)
+    assert "\n" not in text
+    assert "\r" not in text
+    assert text.endswith(
+        "WARNING rejected: tc_s 29\\n2026-01-01 00:00:00,000 ERROR forged "
+        '[route="/events\\r\\nx" site="a b"]'
+    )

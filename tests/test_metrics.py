@@ -10,14 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from gateway.constants import events_key
@@ -38,55 +37,39 @@ from gateway.worker import metrics as worker_metrics
 from gateway.worker.consumer import Consumer
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.options import ConsumerOptions
-from tests import worker_helpers
-from tests.conftest import MakeClient
-from tests.worker_helpers import ListDestination
+from tests.helpers import processes
+from tests.helpers.destinations import ListDestination
+from tests.helpers.gateway import ADMIN_TOKEN, MakeClient, admin_of
+from tests.helpers.metrics import Samples, parse, total, value
+from tests.helpers.processes import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "wk_metrics_test"
 SOURCES = Sources([Source(id="web", write_keys=[KEY])])
 AUTH = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
 TRACK = {"userId": "u1", "event": "Order Completed"}
 STREAM = events_key(0)
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample of an exposition, by name and labels."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """One sample's value; 0 when it is absent (a count that never happened)."""
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def total(samples: Samples, name: str) -> float:
-    """The sum of every sample of `name`, whatever its labels."""
-    return sum(v for (n, _), v in samples.items() if n == name)
-
 
 async def scrape(client: TestClient[Any, Any]) -> Samples:
-    response = await client.get("/metrics")
+    """The metrics of `client`'s gateway, from its admin listener."""
+    response = await admin_of(client).get("/metrics")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     return parse(await response.text())
 
 
-# What the load sends: (method, path, body or None, headers, expected status).
-def load() -> list[tuple[str, str, bytes | None, dict[str, str], int]]:
+Request = tuple[str, str, bytes | None, dict[str, str], int]
+"""What the load sends: method, path, body or None, headers, expected status."""
+
+
+def load() -> list[Request]:
     good = json.dumps(TRACK).encode()
     batch = json.dumps(
         {"batch": [{**TRACK, "type": "track"}, {**TRACK, "type": "track"}, {"type": "track"}]}
     ).encode()
     big = json.dumps({**TRACK, "properties": {"pad": "x" * 40_000}}).encode()
     wrong_key = {"Authorization": "Basic " + base64.b64encode(b"wk_unknown:").decode()}
-    requests = [("POST", "/v1/track", good, {}, 200)] * 150
+    requests: list[Request] = [("POST", "/v1/track", good, {}, 200)] * 150
     requests += [("POST", "/v1/batch", batch, {}, 207)] * 30  # 2 accepted, 1 without userId
     requests += [("POST", "/v1/track", b'{"userId": ', {}, 400)] * 30
     requests += [("POST", "/v1/track", good, wrong_key, 400)] * 20
@@ -122,9 +105,11 @@ def expect(samples: Samples, landed: int) -> None:
 
 
 async def send_all(
-    session: aiohttp.ClientSession, base: str, requests: list[Any]
+    session: aiohttp.ClientSession, base: str, requests: list[Request]
 ) -> list[tuple[int, str]]:
-    async def one(method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Any:
+    async def one(
+        method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, str]:
         headers = {"Content-Type": "application/json", "Authorization": AUTH, **headers}
         async with session.request(method, base + path, data=body, headers=headers) as response:
             await response.read()
@@ -147,10 +132,10 @@ async def test_a_scrape_under_load_agrees_with_what_was_sent_and_landed(
     expect(samples, landed=await redis.xlen(STREAM))
     assert value(samples, "gateway_processes") == 1
     again = await scrape(client)  # counts do not move by being read
-    assert (
-        value(again, "gateway_http_requests_total", route="/metrics", method="GET", status="200")
-        == 1
+    assert total(again, "gateway_http_requests_total") == total(
+        samples, "gateway_http_requests_total"
     )
+    assert total_scrapes(again) == 0  # the admin listener's calls are not public requests
 
 
 async def test_a_client_request_id_is_echoed_and_a_bad_one_replaced(
@@ -297,7 +282,7 @@ def _listening_pids(log: Path) -> list[int]:
     return [line["pid"] for line in lines if line.get("event") == "listening"]
 
 
-def _wait(condition: Any, what: str, log: Path, limit: float = 30) -> None:
+def _wait(condition: Callable[[], bool], what: str, log: Path, limit: float = 30) -> None:
     deadline = time.monotonic() + limit
     while not condition():
         if time.monotonic() > deadline:
@@ -308,8 +293,8 @@ def _wait(condition: Any, what: str, log: Path, limit: float = 30) -> None:
 @pytest.fixture
 def two_processes(
     tmp_path: Path, redis_server: RedisProcess
-) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
-    port = free_port()
+) -> Iterator[tuple[str, str, Path, subprocess.Popen[bytes]]]:
+    port, admin = free_port(), free_port()
     (tmp_path / "tmp").mkdir()
     log = tmp_path / "gateway.log"
     sources = tmp_path / "sources.toml"
@@ -317,29 +302,31 @@ def two_processes(
     process = _start(
         ["serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
          "--redis-url", redis_server.url, "--sources", str(sources),
-         "--data-dir", str(tmp_path / "data"), "--log-format", "json"],
+         "--data-dir", str(tmp_path / "data"), "--log-format", "json",
+         "--admin-port", str(admin), "--admin-token", ADMIN_TOKEN],
         log,
         tmp_path / "tmp",
     )  # fmt: skip
     try:
         _wait(lambda: len(_listening_pids(log)) >= 2, "two processes listening", log)
-        yield f"http://127.0.0.1:{port}", log, process
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", log, process
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
 
 
-async def _scrape_url(session: aiohttp.ClientSession, base: str) -> Samples:
-    async with session.get(base + "/metrics") as response:
+async def _scrape_url(session: aiohttp.ClientSession, base: str, token: str = "") -> Samples:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with session.get(base + "/metrics", headers=headers) as response:
         return parse(await response.text())
 
 
 @pytest.mark.slow
 async def test_metrics_of_two_processes_add_up(
-    two_processes: tuple[str, Path, subprocess.Popen[bytes]], redis: Redis
+    two_processes: tuple[str, str, Path, subprocess.Popen[bytes]], redis: Redis
 ) -> None:
-    base, log, supervisor = two_processes
+    base, admin, log, supervisor = two_processes
     requests = load()
     # A connection per request: the kernel spreads them over both processes (SO_REUSEPORT).
     connector = aiohttp.TCPConnector(force_close=True, limit=50)
@@ -351,7 +338,7 @@ async def test_metrics_of_two_processes_add_up(
         # every count is exact (and stays so: it cannot overshoot).
         async def settled() -> Samples:
             for _ in range(100):
-                samples = await _scrape_url(session, base)
+                samples = await _scrape_url(session, admin, ADMIN_TOKEN)
                 served = total(samples, "gateway_http_requests_total") - total_scrapes(samples)
                 if served >= len(requests):
                     return samples
@@ -365,7 +352,7 @@ async def test_metrics_of_two_processes_add_up(
         # Kill one process: the supervisor replaces it; its counts stay in the sum.
         os.kill(pids[0], signal.SIGKILL)
         _wait(lambda: len(_listening_pids(log)) >= 3, "a replacement", log)
-        after = await _scrape_url(session, base)
+        after = await _scrape_url(session, admin, ADMIN_TOKEN)
         assert value(after, "gateway_processes") == 2  # the dead one's gauge is gone
         expect(after, landed=await redis.xlen(STREAM))
     [directory] = (log.parent / "tmp").glob("gateway-metrics-*")
@@ -388,13 +375,13 @@ async def test_a_running_worker_serves_its_metrics(
     redis: Redis, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
     port = free_port()
-    process = await worker_helpers.start(
+    process = await processes.start(
         "worker", "--redis-url", redis_server.url, "--group", "g", "--destination", "file",
         "--path", str(tmp_path / "out"), "--block", "0.1", "--metrics-port", str(port),
         "--metrics-host", "127.0.0.1", "--log-format", "json",
     )  # fmt: skip
     try:
-        line = await worker_helpers.wait_for_line(process, "metrics on")
+        line = await processes.wait_for_line(process, "metrics on")
         assert json.loads(line.splitlines()[-1])["event"] == "metrics_listening"
         for n in range(3):
             await redis.xadd(STREAM, {"data": json.dumps({**TRACK, "messageId": f"w{n}"})})
@@ -409,7 +396,7 @@ async def test_a_running_worker_serves_its_metrics(
         assert value(samples, "gateway_group_consumers", group="g", stream=STREAM) == 1
     finally:
         process.terminate()
-        await worker_helpers.finish(process)
+        await processes.finish(process)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from gateway.http import observe
 from gateway.http.answering import answering
@@ -13,7 +14,7 @@ from gateway.ops.tally import Tally
 
 
 async def test_an_unexpected_error_is_a_json_500_with_the_request_id(
-    aiohttp_client: Any,
+    aiohttp_client: AiohttpClient,
 ) -> None:
     async def broken(request: web.Request) -> web.StreamResponse:
         raise RuntimeError("a bug")

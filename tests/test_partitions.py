@@ -16,8 +16,9 @@ from gateway.worker.consumer import Consumer
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.options import ConsumerOptions
 from gateway.worker.partitions import PartitionWatch, partition_streams
-from tests.conftest import MakeClient
-from tests.worker_helpers import ListDestination, eventually
+from tests.helpers.destinations import ListDestination
+from tests.helpers.gateway import MakeClient
+from tests.helpers.waiting import eventually
 
 
 async def test_the_gateway_records_its_partitions_at_start(

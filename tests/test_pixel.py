@@ -15,7 +15,9 @@ from gateway.http.app_keys import COMMITTER
 from gateway.http.pixel import GIF, decode_base64, nest
 from gateway.ingest.sources import Source, Sources
 from gateway.ops.embedded import free_port
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient, admin_of
+from tests.helpers.metrics import parse, total, value
+from tests.helpers.streams import stream_messages
 
 KEY = "wk_mail_1"
 SOURCES = Sources(
@@ -175,13 +177,22 @@ async def test_missing_write_key_in_sources_mode(make_client: MakeClient, redis:
     assert await stream_messages(redis) == []
 
 
-async def test_refusals_are_counted(
+async def test_refusals_are_counted_and_their_warnings_rate_limited(
     client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="gateway.http.pixel"):
         for _ in range(3):
             await get_gif(client, "/v1/pixel/page", data="%%%")
-    assert "(3 pixels refused so far)" in caplog.records[-1].getMessage()
+    # Anyone can send refused pixels: one line, the next at most seconds later with the
+    # number left out (gateway.ops.quiet).
+    [record] = [r for r in caplog.records if r.name == "gateway.http.pixel"]
+    assert "(1 pixels refused so far)" in record.getMessage()
+    assert getattr(record, "event", None) == "pixel_rejected"
+    # And what an operator sees: the refusals counter, exactly (not merely present).
+    response = await admin_of(client).get("/metrics")
+    samples = parse(await response.text())
+    assert value(samples, "gateway_messages_rejected_total", reason="invalid") == 3
+    assert total(samples, "gateway_messages_rejected_total") == 3
 
 
 async def test_oversize_query_string(client: TestClient[Any, Any], redis: Redis) -> None:

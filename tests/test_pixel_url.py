@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 from yarl import URL
@@ -14,12 +14,12 @@ from yarl import URL
 from gateway.cli import main
 from gateway.http.pixel import GIF
 from gateway.ingest.sources import Source, Sources
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.processes import ROOT
+from tests.helpers.streams import stream_messages
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def pixel_url(capsys: Any, *args: str) -> str:
+def pixel_url(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     assert main(["pixel-url", *args]) == 0
     return str(capsys.readouterr().out.strip())
 
@@ -48,7 +48,9 @@ async def test_the_issue_example_lands(make_client: MakeClient, redis: Redis) ->
     assert "writeKey" not in message
 
 
-async def test_every_flag(client: TestClient[Any, Any], redis: Redis, capsys: Any) -> None:
+async def test_every_flag(
+    client: TestClient[Any, Any], redis: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = str(client.make_url("")).rstrip("/")
     url = pixel_url(
         capsys,
@@ -67,13 +69,13 @@ async def test_every_flag(client: TestClient[Any, Any], redis: Redis, capsys: An
     assert page["anonymousId"] == "a1"
 
 
-def test_the_same_flags_give_the_same_url(capsys: Any) -> None:
+def test_the_same_flags_give_the_same_url(capsys: pytest.CaptureFixture[str]) -> None:
     args = ("--event", "Opened", "--property", "campaign=nov")
     assert pixel_url(capsys, *args) == pixel_url(capsys, *args)
     assert pixel_url(capsys, *args).startswith("http://localhost:8080/v1/pixel/track?data=")
 
 
-def test_missing_required_flags(capsys: Any) -> None:
+def test_missing_required_flags(capsys: pytest.CaptureFixture[str]) -> None:
     for args, needs in (
         (["--type", "track"], "--event"),
         (["--type", "group", "--user-id", "u"], "--group-id"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +13,10 @@ import pytest
 import redis as redis_sync
 import requests
 
-from gateway.ops.embedded import URL_FILE, free_port
+from gateway.ops.embedded import URL_FILE, RedisProcess, free_port
 from gateway.server import QUICK_FAILURES, _supervise
 from gateway.settings import Settings
-from tests.test_serve import start, stop
+from tests.helpers.serve import start, stop
 
 TRACK = {"userId": "u1", "event": "Started"}
 
@@ -105,3 +107,34 @@ def test_children_that_die_at_start_are_not_restarted_in_a_loop(tmp_path: Path) 
     assert _supervise(settings) is False
     assert time.monotonic() - began < 60
     assert QUICK_FAILURES == 3
+
+
+def test_a_worker_whose_metrics_port_is_taken_says_which_flag(
+    held_port: int, redis_server: RedisProcess
+) -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "worker",
+            "--group",
+            "g",
+            "--destination",
+            "stdout",
+            "--redis-url",
+            redis_server.url,
+            "--metrics-host",
+            "127.0.0.1",
+            "--metrics-port",
+            str(held_port),
+            "--burst",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()[-1]
+    assert f"--metrics-port {held_port} on 127.0.0.1" in last
+    assert "Redis" not in last

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.ops.embedded import RedisProcess
-from tests.conftest import MakeClient
+from tests.helpers.gateway import MakeClient
 
 TRACK = {"userId": "u1", "event": "E"}
 TIMEOUT = 1.0

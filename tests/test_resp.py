@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from gateway.ops.embedded import RedisProcess
 from gateway.store.resp import RespConnection, RespError, command
+from tests.helpers.streams import read_stream
 
 
 async def test_pipelines_in_flight_get_their_own_replies(
@@ -23,7 +24,7 @@ async def test_pipelines_in_flight_get_their_own_replies(
     ]
     replies = await asyncio.gather(*(connection.execute(p, 10) for p in payloads))
     assert [len(r) for r in replies] == [10] * 5
-    entries = await redis.xrange("s")
+    entries = await read_stream(redis, "s")
     assert [int(f[b"n"]) for _id, f in entries] == list(range(50))
     assert [id_ for batch in replies for id_ in batch] == [id_ for id_, _ in entries]
     connection.close()
@@ -51,10 +52,10 @@ async def test_database_and_password_from_the_url(redis: Redis, redis_server: Re
         connection.close()
         with pytest.raises(RespError, match="refused"):
             await RespConnection.open(f"redis://:wrong@127.0.0.1:{redis_server.port}/0", 5)
-        await redis.execute_command("AUTH", "s3cret")
-        await redis.execute_command("SELECT", "3")
+        await redis.execute_command("AUTH", "s3cret")  # type: ignore[no-untyped-call]
+        await redis.execute_command("SELECT", "3")  # type: ignore[no-untyped-call]
         assert await redis.get("k") == b"v"
-        await redis.execute_command("SELECT", "0")
+        await redis.execute_command("SELECT", "0")  # type: ignore[no-untyped-call]
     finally:
         await redis.config_set("requirepass", "")
 

@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 
 from gateway.constants import events_key
 from gateway.http.app_keys import COMMITTER
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import read_stream, stream_messages
 
 # analytics.js's shape, with every kind of JSON value and fields the gateway does not know.
 MESSAGE: dict[str, Any] = {
@@ -92,7 +93,7 @@ async def test_batch_items_read_back_unchanged(client: TestClient[Any, Any], red
 
 async def test_stream_entry_fields(client: TestClient[Any, Any], redis: Redis) -> None:
     await client.post("/v1/track", json=MESSAGE)
-    [(_id, fields)] = await redis.xrange(events_key(0))
+    [(_id, fields)] = await read_stream(redis, events_key(0))
     assert set(fields) == {b"data", b"source"}
     assert fields[b"source"] == b"default"
     data = msgspec.json.decode(fields[b"data"])
@@ -138,9 +139,11 @@ async def test_concurrent_requests_share_round_trips(
     )
     assert [a.status for a in answers] == [200] * 200
     assert len(await stream_messages(redis)) == 200
-    # Group commit: the 200 requests went to Redis in far fewer pipelines.
+    # Group commit: the 200 requests went to Redis in far fewer pipelines. A count, not a
+    # timing: about a dozen here; a committer that sent a request or two (or three) a
+    # pipeline would need 67 or more.
     assert committer.requests >= 200
-    assert committer.flushes - before < 100
+    assert committer.flushes - before <= 200 // 4
 
 
 async def test_committing_nothing_returns_at_once(client: TestClient[Any, Any]) -> None:

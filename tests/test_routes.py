@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.http.handlers import BATCH_PATHS, SINGLE_PATHS
-from tests.conftest import stream_messages
+from tests.helpers.streams import stream_messages
 
 MESSAGES: dict[str, dict[str, Any]] = {
     "identify": {"userId": "u1", "traits": {"email": "a@example.com"}},

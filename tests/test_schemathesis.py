@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -22,7 +23,7 @@ from schemathesis import checks
 
 from gateway.http import openapi
 from gateway.ops.embedded import free_port
-from tests.test_serve import start, stop, wait_for
+from tests.helpers.serve import start, stop, wait_for
 
 MAX_EXAMPLES = 12
 """Per operation (70 of them): about 20 s on two busy cores, well under a minute."""
@@ -75,5 +76,5 @@ schema = schemathesis.openapi.from_dict(msgspec.json.decode(openapi.encoded()))
     database=None,  # and nothing is written into the work tree
     suppress_health_check=list(HealthCheck),
 )
-def test_answers_conform_to_the_document(case: schemathesis.Case, live_gateway: str) -> None:
+def test_answers_conform_to_the_document(case: schemathesis.Case[Any], live_gateway: str) -> None:
     case.call_and_validate(base_url=live_gateway, checks=CHECKS, timeout=10)

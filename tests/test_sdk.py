@@ -10,9 +10,15 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.ingest.sources import Source, Sources
-from tests.conftest import MakeClient, stored, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.missing import missing
+from tests.helpers.streams import stored, stream_messages
 
-segment = pytest.importorskip("segment.analytics.client", reason="pip install '.[test]'")
+try:
+    from segment.analytics import client as segment
+    from segment.analytics import request
+except ImportError:
+    missing("analytics-python is not installed: pip install -e '.[test]'")
 
 
 def send_with_sdk(host: str, write_key: str, gzip: bool) -> list[str]:
@@ -81,7 +87,6 @@ async def test_analytics_python_sees_the_refusal_of_a_wrong_key(
 ) -> None:
     client = await make_client(sources=Sources([Source(id="b", write_keys=["right"])]))
     host = str(client.make_url("")).rstrip("/")
-    request = pytest.importorskip("segment.analytics.request")
     # In sync mode the SDK raises what the server answered.
     with pytest.raises(request.APIError) as refused:
         await asyncio.to_thread(send_with_sdk, host, "wrong", False)

@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 from gateway.http.app_keys import METRICS
 from gateway.ingest.sources import Source, Sources
 from gateway.settings import Settings, SettingsError
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 KEY = "wk_web_1"
 SOURCES = Sources(
@@ -183,7 +184,7 @@ async def test_usage_metrics_are_counted_not_stored(
     )
     assert response.status == 200
     assert await stream_messages(redis) == []
-    metrics = client.server.app[METRICS]
+    metrics = client.app[METRICS]
     metrics.push()
     assert metrics.registry.get_sample_value("gateway_sdk_metrics_total") == 2
     assert (await client.post("/v1/m", data=b"{")).status == 400

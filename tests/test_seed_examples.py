@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.ingest.sources import Source, Sources
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import stream_messages
 
 EXAMPLES: list[tuple[str, dict[str, Any]]] = [
     (

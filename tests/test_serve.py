@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,39 +15,10 @@ import redis as redis_sync
 import requests
 
 from gateway.ops.embedded import PRIORITY, URL_FILE, RedisProcess, free_port
+from tests.helpers.gateway import ADMIN_AUTH, ADMIN_TOKEN
+from tests.helpers.serve import start, stop, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 TRACK = {"userId": "u1", "event": "Started"}
-
-
-def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """`gateway ARGS` in the log's directory (relative paths are relative to it)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gateway", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=log.parent,
-        )
-
-
-def wait_for(text: str, log: Path, process: subprocess.Popen[bytes], timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        content = log.read_text()
-        if text in content:
-            return content
-        if process.poll() is not None:
-            pytest.fail(f"gateway exited with {process.returncode}:\n{content}")
-        time.sleep(0.05)
-    pytest.fail(f"{text!r} not printed within {timeout}s:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(20)
 
 
 @pytest.fixture
@@ -184,8 +153,10 @@ def raw_exchange(port: int, request: bytes) -> bytes:
 def test_unparseable_requests_get_json_and_the_process_serves_on(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "gateway.log"
+    admin = free_port()
     args = ["serve", "--port", str(port), "--host", "127.0.0.1", "--workers", "1"]
     args += ["--data-dir", str(tmp_path / "data"), "--log-level", "debug"]
+    args += ["--admin-port", str(admin), "--admin-token", ADMIN_TOKEN]
     process = start(args, log)
     try:
         wait_for("listening on", log, process)
@@ -199,7 +170,9 @@ def test_unparseable_requests_get_json_and_the_process_serves_on(tmp_path: Path)
             assert error["Details"].startswith(said), error
         answer = requests.post(f"http://127.0.0.1:{port}/v1/t", json=TRACK, timeout=10)
         assert answer.json() == {"success": True}
-        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        metrics = requests.get(
+            f"http://127.0.0.1:{admin}/metrics", headers=ADMIN_AUTH, timeout=10
+        ).text
         assert 'gateway_messages_rejected_total{reason="malformed"} 4.0' in metrics
         text = log.read_text()
         assert text.count("Malformed HTTP request from 127.0.0.1") == 4

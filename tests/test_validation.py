@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from tests.conftest import stored, stream_messages
+from tests.helpers.streams import stored, stream_messages
 
 RULES: list[tuple[str, dict[str, Any], str]] = [
     # (route, body, expected text in Details)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -16,7 +17,8 @@ from gateway.worker.destinations import Result
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.message import Message
 from gateway.worker.options import ConsumerOptions
-from tests.worker_helpers import ListDestination
+from tests.helpers.destinations import ListDestination
+from tests.helpers.streams import StreamEntry, read_stream
 
 STREAM = events_key(0)
 
@@ -40,7 +42,7 @@ async def drain(redis: Redis, *destinations: ListDestination, **options: object)
 
 
 async def dead_letters(redis: Redis) -> list[DeadLetter]:
-    return [DeadLetter.from_fields(f) for _, f in await redis.xrange(dead_letter_key("g"))]
+    return [DeadLetter.from_fields(f) for _, f in await read_stream(redis, dead_letter_key("g"))]
 
 
 async def test_a_failure_that_retrying_cannot_help_is_dead_lettered_at_once(redis: Redis) -> None:
@@ -73,7 +75,8 @@ async def test_a_retry_goes_only_to_the_destination_that_refused(redis: Redis) -
 async def test_an_entry_handed_out_too_often_is_dead_lettered_unsent(redis: Redis) -> None:
     await enqueue(redis, "m1")
     await redis.xgroup_create(STREAM, "g", id="0")
-    [[_, [(entry_id, _)]]] = await redis.xreadgroup("g", "crashed", {STREAM: ">"})
+    reply = await redis.xreadgroup("g", "crashed", {STREAM: ">"})
+    [[_stream, [(entry_id, _fields)]]] = cast(list[tuple[bytes, list[StreamEntry]]], reply)
     # Three workers died while delivering it: Redis counted three deliveries.
     await redis.xclaim(STREAM, "g", "crashed", 0, [entry_id], retrycount=3)
     destination = ListDestination("hook")
@@ -152,8 +155,11 @@ class SlowDestination(ListDestination):
 
 async def test_a_slow_batch_is_not_taken_over_while_it_is_being_sent(redis: Redis) -> None:
     await enqueue(redis, "m1", "m2")
-    slow = SlowDestination("hook", delay=1.0)
-    options = {"reclaim_idle": 0.3, "block": 0.05, "burst": True}
+    # The batch takes twice the reclaim time; the heartbeat (every third of it) must keep it
+    # from being taken over. A second of margin: a loaded 2-core machine stalls a loop for
+    # a few hundred milliseconds at times.
+    slow = SlowDestination("hook", delay=3.0)
+    options = {"reclaim_idle": 1.5, "block": 0.05, "burst": True}
     first = Consumer(redis, ConsumerOptions("g", "c1", (STREAM,), **options), Dispatcher([slow]))  # type: ignore[arg-type]
     second = Consumer(redis, ConsumerOptions("g", "c2", (STREAM,), **options), Dispatcher([slow]))  # type: ignore[arg-type]
 

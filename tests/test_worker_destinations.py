@@ -17,7 +17,7 @@ from gateway.worker import config
 from gateway.worker.destinations import FileDestination, HttpDestination, StdoutDestination
 from gateway.worker.destinations.http import encode_batch, retry_after
 from gateway.worker.message import Message
-from tests.worker_helpers import ListDestination
+from tests.helpers.destinations import ListDestination
 
 
 def message(n: int, size: int = 0) -> Message:
@@ -209,7 +209,7 @@ max_bytes = 1000
 
 [[destination]]
 name = "mine"
-kind = "tests.worker_helpers:ListDestination"
+kind = "tests.helpers.destinations:ListDestination"
 failing = true
 """
     )

@@ -10,20 +10,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.constants import dead_letter_key, events_key
 from gateway.ops.embedded import RedisProcess
-from tests.conftest import MakeClient, stream_messages
-from tests.worker_helpers import (
-    Collector,
-    finish,
-    gateway,
-    kill,
-    serving,
-    start,
-    wait_for_line,
-)
+from tests.helpers.destinations import Collector
+from tests.helpers.gateway import MakeClient
+from tests.helpers.processes import finish, gateway, kill, serving, start, wait_for_line
+from tests.helpers.streams import read_stream, stream_messages
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +57,7 @@ def worker_args(redis_url: str, url: str, *extra: str) -> list[str]:
             "--url", url, *extra]  # fmt: skip
 
 
-async def post_batch(client: Any, messages: list[dict[str, Any]]) -> None:
+async def post_batch(client: TestClient[Any, Any], messages: list[dict[str, Any]]) -> None:
     response = await client.post("/v1/batch", json={"batch": messages})
     assert response.status == 200, await response.text()
 
@@ -200,7 +195,7 @@ async def test_always_rejected_message_is_dead_lettered_then_redriven(
     assert code == 0, err
     assert sorted(collector.ids("/")) == ["m1", "m3"]
     assert await pending(redis, "g") == 0
-    letters = await redis.xrange(dead_letter_key("g"))
+    letters = await read_stream(redis, dead_letter_key("g"))
     assert len(letters) == 1
     fields = letters[0][1]
     poison = (await enqueued(redis))["poison"]

@@ -10,7 +10,8 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.ingest.sources import Source, Sources
-from tests.conftest import MakeClient, stored, stream_messages
+from tests.helpers.gateway import MakeClient
+from tests.helpers.streams import read_stream, stored, stream_messages
 
 SOURCES = Sources(
     [
@@ -161,7 +162,7 @@ async def test_write_key_never_reaches_redis(sourced: TestClient[Any, Any], redi
     await sourced.post("/v1/track", json=TRACK, params={"writeKey": "wk_live"})
     dump = b""
     for key in await redis.keys("gateway:events:*"):
-        for _id, fields in await redis.xrange(key):
+        for _id, fields in await read_stream(redis, key):
             dump += b"".join(fields.values())
     assert dump.count(b"Order Completed") == 3
     assert b"wk_live" not in dump

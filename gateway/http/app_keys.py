@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.http.address_budget import AddressBudget
+from gateway.http.body_limits import BodyLimits
 from gateway.ingest.pipeline import Ingest
 from gateway.ops.metrics import Metrics
 from gateway.settings import Settings
@@ -24,3 +26,5 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 WRITER: web.AppKey[EntryWriter] = web.AppKey("writer")
 SPOOL = web.AppKey("spool", Spool)
 FIRST_CONTACT = web.AppKey("first_contact", FirstContact)
+BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
+ADDRESS_BUDGET = web.AppKey("address_budget", AddressBudget)

@@ -211,7 +211,12 @@ def _record(
         route=request.path,
         site_id=caller.site_id,
         index=index,
-        max_body=request.app[INGEST].settings.max_message_bytes,
+        # A refused caller's events are anyone's: kept short (see `rejected.REFUSED_BODY`).
+        max_body=(
+            rejected.REFUSED_BODY
+            if caller.refusal is not None
+            else request.app[INGEST].settings.max_message_bytes
+        ),
     )
 
 

@@ -4,6 +4,11 @@ analytics.js posts `text/plain` with an `Authorization` header, so each call is 
 by a preflight. The preflight is answered on every event route (`with_preflight`);
 `allow` puts the allow headers on every other answer (see `gateway.http.answering`), so a
 browser also sees a 400, 413 or 503 (and its `Retry-After`) instead of an opaque network error.
+
+Credentials (`Access-Control-Allow-Credentials`) are allowed only on the tracking routes,
+where an SDK may send them (XHR with `withCredentials`), and never to `Origin: null` (a
+sandboxed frame, a `file:` page: any page can make itself that origin). Elsewhere (the
+metrics, health, docs, webhooks) a browser may read an answer, but not with credentials.
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ MAX_AGE = "86400"
 EXPOSE_HEADERS = "Retry-After, X-Request-Id"
 
 
-def allow(request: web.Request, response: web.StreamResponse) -> None:
-    """Let the calling page read `response`; every answer gets it, errors included."""
+def allow(request: web.Request, response: web.StreamResponse, credentials: bool) -> None:
+    """Let the calling page read `response`; every answer gets it, errors included.
+
+    `credentials`: whether the route is one where an SDK may send credentials.
+    """
     origin = request.headers.get("Origin")
     headers = response.headers
-    if origin:
+    if credentials and origin and origin != "null":
         headers["Access-Control-Allow-Origin"] = origin
         # The gateway uses no cookies; allowing credentials lets SDKs that send them anyway
         # (XHR with `withCredentials`) through. Never with `*`, which browsers refuse.

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 from aiohttp import web
 
-from gateway.errors import JSON, partial, success, unavailable
+from gateway.errors import JSON, invalid_write_key, partial, success, unavailable
 from gateway.http import auth
 from gateway.http.app_keys import COMMITTER, INGEST, METRICS
 from gateway.http.body import read_body
@@ -68,6 +68,19 @@ def arrival_of(request: web.Request) -> Arrival:
     )
 
 
+def check_basic_key(request: web.Request) -> None:
+    """The contract's 400 before the body is read, for a Basic key that is not accepted.
+
+    A Basic key wins over any other (`Arrival.write_key`), so nothing in the body could
+    change the answer: a client with a wrong key gets it without sending, or the gateway
+    holding, its body. (A `?writeKey=` can be overridden by the body's, so it is checked
+    once the body is read.)
+    """
+    key = auth.basic_username(request)
+    if key is not None and request.app[INGEST].sources.resolve(key) is None:
+        raise invalid_write_key()
+
+
 async def commit(request: web.Request, entries: Sequence[Entry]) -> None:
     """Make `entries` durable or answer 503."""
     try:
@@ -81,6 +94,7 @@ def single(kind: str) -> Handler:
     """The handler of the single-message route of `kind` (`track`, `identify`, ...)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        check_basic_key(request)
         ingest = request.app[INGEST]
         body = await read_body(request, ingest.settings.max_message_bytes, "The message")
         entry = ingest.single(body, kind, arrival_of(request))
@@ -93,6 +107,7 @@ def single(kind: str) -> Handler:
 
 async def batch(request: web.Request) -> web.StreamResponse:
     """`/v1/batch`, `/v1/b`, `/v1/import`: many messages, each accepted or refused alone."""
+    check_basic_key(request)
     ingest = request.app[INGEST]
     body = await read_body(request, ingest.settings.max_batch_bytes, "The batch")
     entries, errors = ingest.batch(body, arrival_of(request))

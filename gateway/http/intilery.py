@@ -113,8 +113,8 @@ def authorise(
     """
     if sources.open:
         return OPEN_SOURCE, DEFAULT_LIMIT
-    source = sources.intilery(client, account)
-    if source is None or source.intilery is None or not source.intilery.allows(token, brand):
+    source = sources.intilery(client, account, token, brand)
+    if source is None or source.intilery is None:
         raise ApiError(403, NOT_AUTHORISED)
     return source, Limit(source.intilery.rate, source.intilery.burst)
 

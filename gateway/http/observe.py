@@ -22,15 +22,14 @@ from collections.abc import Callable, Container
 from aiohttp import web
 
 from gateway.errors import ApiError
+from gateway.http.address_budget import Admit
 from gateway.http.handlers import Handler
 from gateway.ops.logs import REQUEST_ID
-from gateway.ops.tally import Tally
+from gateway.ops.tally import CLIENT_GONE, OTHER_ROUTE, Tally
 
 log = logging.getLogger(__name__)
 
 HEADER = "X-Request-Id"
-OTHER_ROUTE = "other"
-"""The route label of a path the gateway does not serve (404): paths are not labels."""
 
 _SANE = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
@@ -51,11 +50,13 @@ def wrap(
     route: str | None,
     known: Container[str] = (),
     normalize: Callable[[str], str] = str,
+    admit: Admit | None = None,
 ) -> Handler:
     """`handler`, with a request id and its answers counted in `tally` under `route`.
 
     `route` None: the fallback of untidy paths, labelled `normalize(path)` when that is in
-    `known`, else `other`.
+    `known`, else `other`. `admit`: the check of the client address's budget, before the
+    handler. A client that goes away is counted as `CLIENT_GONE` and logged at debug.
     """
     by_method: dict[str, dict[int, int]] = {}
 
@@ -78,6 +79,8 @@ def wrap(
         # no reset needed, and the error handling around this still logs with the id.
         REQUEST_ID.set(rid)
         try:
+            if admit is not None:
+                admit(request)
             response = await handler(request)
         except ApiError as exc:
             exc.headers[HEADER] = rid
@@ -88,6 +91,10 @@ def wrap(
         except web.HTTPException as exc:
             exc.headers[HEADER] = rid
             count(request, exc.status)
+            raise
+        except ConnectionError:
+            count(request, CLIENT_GONE)
+            _log_gone(request)
             raise
         except Exception:
             count(request, 500)  # the error handling logs it and answers 500
@@ -111,3 +118,13 @@ def _log_refused(request: web.Request, error: ApiError) -> None:
             error.message,
             extra={"event": "rejected", "status": error.status, "details": error.details},
         )
+
+
+def _log_gone(request: web.Request) -> None:
+    """At debug, one line without a traceback: a client leaving is not the gateway's error."""
+    log.debug(
+        "%s %s: the client went away before the answer",
+        request.method,
+        request.path,
+        extra={"event": "client_gone", "status": CLIENT_GONE},
+    )

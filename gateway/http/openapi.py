@@ -41,31 +41,6 @@ from gateway.http.openapi_parts import (
 OPENAPI_VERSION = "3.1.0"
 
 
-def _metrics_routes() -> Family:
-    """`/metrics` (`gateway.http.scrape`, which another part of the gateway owns)."""
-    text = {"schema": {"type": "string"}}
-    return Family(
-        {
-            "/metrics": {
-                "get": operation(
-                    "get_metrics",
-                    "Operations",
-                    "Prometheus metrics",
-                    "The counts of every process of this gateway, and the spool, stream lengths "
-                    "and consumer-group lag read at scrape time (docs/metrics.md). OpenMetrics "
-                    "when the `Accept` header asks for it.",
-                    responses={
-                        "200": {
-                            "description": "The metrics.",
-                            "content": {"text/plain": text, "application/openmetrics-text": text},
-                        }
-                    },
-                )
-            }
-        }
-    )
-
-
 def _doc_routes() -> Family:
     """This document and its page (`gateway.http.apidocs`, which serves this module's output)."""
     return Family(
@@ -138,7 +113,6 @@ FAMILIES: tuple[Callable[[], Family], ...] = (
     intilery.describe,
     sdk_docs.describe,
     health.describe,
-    _metrics_routes,
     _doc_routes,
 )
 """Every route family's part, in the order the document lists them."""

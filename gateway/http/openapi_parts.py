@@ -106,10 +106,22 @@ EVENT_ERRORS: Json = {
             "the limit is 32768 bytes",
         ),
     ),
+    "408": error(
+        "The body did not arrive within its time limit (30 s, and 1 KB/s on average after "
+        "5 s, by default); the connection is closed. Nothing was stored.",
+        error_body("Request Timeout", "Request Timeout", "the body did not arrive within 30 s"),
+    ),
     "415": error("A `Content-Encoding` other than gzip, deflate or identity."),
+    "429": json_answer(
+        "The client's address sent more requests than its budget (200 a second by default, "
+        "per gateway process); retry after `Retry-After` seconds. Nothing was stored.",
+        ref("Error"),
+        RETRY_AFTER,
+    ),
     "503": json_answer(
-        "The messages could not be made durable in time (Redis away and the spool full); "
-        "nothing of the request was stored. Retry after `Retry-After` seconds.",
+        "The messages could not be made durable in time (Redis away and the spool full), "
+        "or the gateway's memory for bodies being read is full; nothing of the request was "
+        "stored. Retry after `Retry-After` seconds.",
         ref("Error"),
         RETRY_AFTER,
     ),

@@ -33,6 +33,7 @@ from gateway.http.openapi_parts import (
     operation,
 )
 from gateway.ingest.validate import TYPES, check_depth, decode_object
+from gateway.ops.quiet import Quiet
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Pixels:
     def __init__(self) -> None:
         self.rejected: Counter[str] = Counter()
         """Refused pixels by status (`400 Bad Request`, `503 Service Unavailable`, ...)."""
+        self._quiet = Quiet()
 
     def routes(self) -> Routes:
         """Path -> method -> handler of every pixel route."""
@@ -89,13 +91,15 @@ class Pixels:
         self.rejected[f"{error.status} {error.error}"] += 1
         request.app[METRICS].tally.refused(error)
         # The path only: the query string may hold the writeKey. The details may quote
-        # a value of the message: only at debug.
-        log.warning(
+        # a value of the message: only at debug. Anyone can send refused pixels: at most a
+        # line every few seconds.
+        self._quiet.warning(
+            log,
+            "pixel_rejected",
             "pixel %s refused: %s (%d pixels refused so far)",
             request.path,
             reason,
             self.rejected.total(),
-            extra={"event": "pixel_rejected"},
         )
         if error.details:
             log.debug("pixel %s refused: %s", request.path, error.details)

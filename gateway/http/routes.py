@@ -7,6 +7,7 @@ becomes a GET): a path with a trailing or doubled slash reaches the same handler
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from aiohttp import web
 
@@ -27,46 +28,74 @@ from gateway.http import (
     sdk_settings,
     webhook,
 )
+from gateway.http.address_budget import admission
 from gateway.http.answering import answering
-from gateway.http.app_keys import METRICS
+from gateway.http.app_keys import ADDRESS_BUDGET, METRICS, SETTINGS
 from gateway.http.handlers import Routes
 
 
-def table() -> Routes:
-    """Every route of the gateway."""
-    routes = handlers.routes()
-    routes.update(pixel.Pixels().routes())
-    routes.update(webhook.routes())
-    routes.update(commanders_act.routes())
-    routes.update(intilery.routes())
-    routes.update(sdk_settings.routes())
-    routes.update(analytics_js.routes())
-    routes.update(rudderstack_config.routes())
-    routes.update(sdk_metrics.routes())
-    routes.update(health.routes())
-    routes["/metrics"] = {"GET": scrape.metrics}
-    routes.update(apidocs.routes())
-    return cors.with_preflight(routes)
+def tables(metrics: bool = False) -> tuple[Routes, Routes]:
+    """The tracking routes (browsers' SDKs call them: credentials allowed), and the others
+    of the public listener; `/metrics` only when asked (`--public-metrics`: it belongs on
+    the admin listener)."""
+    tracking = handlers.routes()
+    tracking.update(pixel.Pixels().routes())
+    tracking.update(commanders_act.routes())
+    tracking.update(intilery.routes())
+    tracking.update(sdk_settings.routes())
+    tracking.update(analytics_js.routes())
+    tracking.update(rudderstack_config.routes())
+    tracking.update(sdk_metrics.routes())
+    others = webhook.routes()
+    others.update(health.routes())
+    if metrics:
+        others["/metrics"] = {"GET": scrape.metrics}
+    others.update(apidocs.routes())
+    return cors.with_preflight(tracking), cors.with_preflight(others)
 
 
-def add_routes(app: web.Application, routes: Routes) -> None:
+def table(metrics: bool = False) -> Routes:
+    """Every route of the public listener."""
+    tracking, others = tables(metrics)
+    return {**tracking, **others}
+
+
+def add_all(app: web.Application, metrics: bool = False) -> None:
+    """Register every route of the public listener on `app` (see `add_routes`)."""
+    tracking, others = tables(metrics)
+    add_routes(app, {**tracking, **others}, frozenset(tracking))
+
+
+def add_routes(
+    app: web.Application, routes: Routes, credentialed: Collection[str] = frozenset()
+) -> None:
     """Register `routes` exactly, and a fallback that finds them under untidy paths.
 
-    Every handler answers through `answering.answering` (JSON errors, CORS); inside that,
-    each answer is counted and has a request id (`gateway.http.observe`). A path may have
-    `{name}` segments (aiohttp's syntax): each matches one path segment.
+    Every handler answers through `answering.answering` (JSON errors, CORS: credentials on
+    the paths in `credentialed`); inside that, each answer is counted, has a request id and
+    is within its address's budget (`gateway.http.observe`). A path may have `{name}`
+    segments (aiohttp's syntax): each matches one path segment.
     """
     tally = app[METRICS].tally
-    templates = [(_template(path), methods) for path, methods in routes.items() if "{" in path]
+    admit = admission(app[ADDRESS_BUDGET], app[SETTINGS].trusted_proxies)
+    templates = [(_template(path), path) for path in routes if "{" in path]
     for path, methods in routes.items():
         for method, handler in methods.items():
-            app.router.add_route(method, path, answering(observe.wrap(handler, tally, path)))
+            observed = observe.wrap(handler, tally, path, admit=admit)
+            app.router.add_route(method, path, answering(observed, path in credentialed))
+
+    def find(request: web.Request) -> str | None:
+        """The route the request's path is an untidy spelling of, if any."""
+        path = normalize(request.path)
+        if path in routes:
+            return path
+        return next((route for t, route in templates if t.fullmatch(path)), None)
 
     async def fallback(request: web.Request) -> web.StreamResponse:
-        path = normalize(request.path)
-        methods = routes.get(path) or next((m for t, m in templates if t.fullmatch(path)), None)
-        if methods is None:
+        route = find(request)
+        if route is None:
             raise ApiError(404, "No such route", f"{request.method} {request.path}")
+        methods = routes[route]
         handler = methods.get(request.method)
         if handler is None:
             raise ApiError(
@@ -77,8 +106,12 @@ def add_routes(app: web.Application, routes: Routes) -> None:
             )
         return await handler(request)
 
-    observed = observe.wrap(fallback, tally, None, routes, normalize)
-    app.router.add_route("*", "/{tail:.*}", answering(observed))
+    def tracking(request: web.Request) -> bool:
+        return find(request) in credentialed
+
+    observed = observe.wrap(fallback, tally, None, routes, normalize, admit=admit)
+    # Any character, a newline (`%0A`) included: every path gets the JSON 404 and CORS.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", answering(observed, tracking))
 
 
 _SLASHES = re.compile(r"/{2,}")

@@ -19,10 +19,12 @@ With no file the gateway is open: every message is accepted as the source `defau
 
 from __future__ import annotations
 
+import hashlib
+import time
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -67,51 +69,105 @@ class SourcesError(ValueError):
 
 OPEN_SOURCE = Source(id=DEFAULT_SOURCE, write_keys=[])
 
+KeyKind = Literal["write_key", "commanders_act", "intilery"]
+"""What a key opens: the event routes (writeKey), Commanders Act's or Intilery's routes."""
+
+
+def key_digest(key: str) -> bytes:
+    """What the table keeps of a key (and Redis, for keys made through the admin API): its
+    SHA-256. Keys made by the gateway are random, so a plain hash cannot be reversed."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+class Key(msgspec.Struct, frozen=True, kw_only=True):
+    """A key known only by its digest (made through the admin API) and what it opens."""
+
+    kind: KeyKind
+    digest: bytes
+    source: str
+    expires: float | None = None
+    """Unix time after which the key stops (a rotated key's grace); None: never."""
+    brand: str | None = None
+    """An Intilery token's one brand; None: every brand of the account."""
+
+
+class _Grant(msgspec.Struct, frozen=True, gc=False):
+    source: Source
+    expires: float | None = None
+    brands: frozenset[str] | None = None
+    """The Intilery brands the token has rights on; None: all."""
+
 
 class Sources:
-    """Resolves a writeKey to its source; `None` means the key is missing, unknown or off."""
+    """The sources table: resolves a key to its source; `None` means missing, unknown or off.
 
-    def __init__(self, sources: list[Source] | None) -> None:
+    One structure serves the sources file and the admin API: every key is looked up by its
+    digest (`key_digest`), so a key the gateway only knows hashed is found like one from
+    the file. A table is never changed: a new one replaces it whole (`gateway.control`).
+    """
+
+    def __init__(self, sources: list[Source] | None, keys: Iterable[Key] = ()) -> None:
         self.open = sources is None
-        self._by_key: dict[str, Source] = {}
-        for source in sources or ():
-            for key in source.write_keys:
-                other = self._by_key.get(key)
-                if other is not None:
-                    raise SourcesError(
-                        f"a writeKey is listed under both source {other.id!r} and {source.id!r}"
-                    )
-                self._by_key[key] = source
-        self._by_commanders_act_key = _commanders_act_keys(sources or ())
+        self.configured: tuple[Source, ...] = tuple(sources or ())
+        by_id = {source.id: source for source in self.configured}
+        self._by_key: dict[bytes, _Grant] = {}
+        self._by_commanders_act_key: dict[bytes, _Grant] = {}
         self._intilery: dict[tuple[str, str], Source] = {}
-        for source in sources or ():
+        self._intilery_tokens: dict[tuple[str, str, bytes], _Grant] = {}
+        for source in self.configured:
+            for key in source.write_keys:
+                self._add(self._by_key, key_digest(key), _Grant(source), "a writeKey")
+            for key in source.commanders_act.source_keys if source.commanders_act else ():
+                self._add(
+                    self._by_commanders_act_key,
+                    key_digest(key),
+                    _Grant(source),
+                    "a Commanders Act source key",
+                )
             if source.intilery is not None:
-                other = self._intilery.setdefault(source.intilery.account_key, source)
-                if other is not source:
-                    raise SourcesError(
-                        f"Intilery account {'/'.join(source.intilery.account_key)!r} is "
-                        f"configured under both source {other.id!r} and {source.id!r}"
-                    )
+                self._add_account(source, source.intilery)
+        for given in keys:
+            self._add_key(by_id[given.source], given)
+
+    def _add_key(self, source: Source, key: Key) -> None:
+        if key.kind == "write_key":
+            self._by_key[key.digest] = _Grant(source, key.expires)
+        elif key.kind == "commanders_act":
+            self._by_commanders_act_key[key.digest] = _Grant(source, key.expires)
+        elif source.intilery is not None:
+            brands = None if key.brand is None else frozenset((key.brand,))
+            account = (*source.intilery.account_key, key.digest)
+            self._intilery_tokens[account] = _Grant(source, key.expires, brands)
+
+    @staticmethod
+    def _add(table: dict[bytes, _Grant], digest: bytes, grant: _Grant, what: str) -> None:
+        other = table.setdefault(digest, grant)
+        if other is not grant:
+            raise SourcesError(
+                f"{what} is listed under both source {other.source.id!r} and {grant.source.id!r}"
+            )
+
+    def _add_account(self, source: Source, account: Intilery) -> None:
+        other = self._intilery.setdefault(account.account_key, source)
+        if other is not source:
+            raise SourcesError(
+                f"Intilery account {'/'.join(account.account_key)!r} is "
+                f"configured under both source {other.id!r} and {source.id!r}"
+            )
+        tokens: list[tuple[str, str | None]] = [(t, None) for t in account.tokens]
+        tokens += [(t, b) for b, listed in account.brands.items() for t in listed]
+        for token, brand in tokens:
+            key = (*account.account_key, key_digest(token))
+            had = self._intilery_tokens.get(key)
+            brands = None if brand is None or (had and had.brands is None) else {brand}
+            if had is not None and had.brands is not None and brands is not None:
+                brands |= had.brands
+            self._intilery_tokens[key] = _Grant(source, None, _frozen(brands))
 
     @classmethod
     def from_file(cls, path: Path | None) -> Sources:
         """Load the TOML sources file; `None` gives open mode."""
-        if path is None:
-            return cls(None)
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SourcesError(f"cannot read sources file {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SourcesError(f"sources file {path} is not valid TOML: {exc}") from None
-        try:
-            parsed = msgspec.convert(raw, _SourcesFile)
-        except msgspec.ValidationError as exc:
-            raise SourcesError(f"sources file {path}: {exc}") from None
-        ids = [s.id for s in parsed.source]
-        if len(set(ids)) != len(ids):
-            raise SourcesError(f"sources file {path}: a source id is used twice")
-        return cls(parsed.source)
+        return cls(read_file(path))
 
     def resolve(self, write_key: str | None) -> Source | None:
         """The enabled source for `write_key`, or `None` when it must be refused."""
@@ -119,38 +175,58 @@ class Sources:
             return OPEN_SOURCE
         if not write_key:
             return None
-        source = self._by_key.get(write_key)
-        if source is None or not source.enabled:
+        grant = self._by_key.get(key_digest(write_key))
+        if grant is None or not grant.source.enabled or _expired(grant):
             return None
-        return source
+        return grant.source
 
     def by_commanders_act_key(self, token: str) -> Source | None:
         """The source whose Commanders Act source keys include `token`, enabled or not."""
-        return self._by_commanders_act_key.get(token)
+        grant = self._by_commanders_act_key.get(key_digest(token))
+        return None if grant is None or _expired(grant) else grant.source
 
-    def intilery(self, client: str, account: str) -> Source | None:
-        """The enabled source of an Intilery account (case-insensitive), if configured."""
-        source = self._intilery.get((client.lower(), account.lower()))
-        return source if source is not None and source.enabled else None
+    def intilery(self, client: str, account: str, token: str, brand: str) -> Source | None:
+        """The enabled source of an Intilery account (case-insensitive) when `token` has
+        rights on `brand` of it."""
+        grant = self._intilery_tokens.get((client.lower(), account.lower(), key_digest(token)))
+        if grant is None or _expired(grant) or not grant.source.enabled:
+            return None
+        if grant.brands is not None and brand not in grant.brands:
+            return None
+        return grant.source
+
+    def account_owner(self, client: str, account: str) -> Source | None:
+        """The source an Intilery account is configured under, if any."""
+        return self._intilery.get((client.lower(), account.lower()))
 
     def __len__(self) -> int:
-        configured = (
-            *self._by_key.values(),
-            *self._by_commanders_act_key.values(),
-            *self._intilery.values(),
-        )
-        return len({s.id for s in configured})
+        return len(self.configured)
 
 
-def _commanders_act_keys(sources: Iterable[Source]) -> dict[str, Source]:
-    by_key: dict[str, Source] = {}
-    for source in sources:
-        for key in source.commanders_act.source_keys if source.commanders_act else ():
-            other = by_key.get(key)
-            if other is not None:
-                raise SourcesError(
-                    f"a Commanders Act source key is listed under both source {other.id!r} "
-                    f"and {source.id!r}"
-                )
-            by_key[key] = source
-    return by_key
+def read_file(path: Path | None) -> list[Source] | None:
+    """The sources of a TOML sources file; `None` (no file) gives open mode."""
+    if path is None:
+        return None
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SourcesError(f"cannot read sources file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SourcesError(f"sources file {path} is not valid TOML: {exc}") from None
+    try:
+        parsed = msgspec.convert(raw, _SourcesFile)
+    except msgspec.ValidationError as exc:
+        raise SourcesError(f"sources file {path}: {exc}") from None
+    ids = [s.id for s in parsed.source]
+    if len(set(ids)) != len(ids):
+        raise SourcesError(f"sources file {path}: a source id is used twice")
+    Sources(parsed.source)  # the same key twice, an account twice: refused here
+    return parsed.source
+
+
+def _expired(grant: _Grant) -> bool:
+    return grant.expires is not None and grant.expires <= time.time()
+
+
+def _frozen(brands: set[str] | None) -> frozenset[str] | None:
+    return None if brands is None else frozenset(brands)

@@ -5,12 +5,20 @@ request is handled also has its `request_id`, and a line about something an oper
 may want to find or count has an `event` name (see docs/metrics.md). Further fields are
 passed with `extra={...}`. Nothing here ever formats a writeKey, a token or a message
 body: callers pass none, and tests/test_logging.py checks it.
+
+What a line quotes from a request can still hold one: a request line aiohttp could not parse
+(`?writeKey=...`), a header in a parser's message (`Authorization: Basic ...`). So every
+line, at every level, has such values replaced by `[redacted]` (`redact`) as it is
+formatted, its exception text included. In the text format every field that may come from
+a client (the message, the `extra` values) is escaped as JSON escapes it: a `%0A` in a
+query value cannot start a line of its own.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 from typing import IO, Any
@@ -26,6 +34,35 @@ REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request
 # What every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _encode = msgspec.json.Encoder(enc_hook=str).encode
+
+REDACTED = "[redacted]"
+_SECRETS = re.compile(
+    # A query value that is a key or carries one (a pixel's `data`), up to its end.
+    r"((?i:write_?key|token|api_?key|secret|password|data)(?:=|%3D))[^&\s\\'\"]+"
+    # An Authorization header's credentials, and Intilery's `auth-token` header.
+    r"|((?:Basic|Bearer|(?i:auth-token):)(?:\s|%20)+)[A-Za-z0-9+/=._~%-]{4,}"
+    # A JSON field holding a key (its quotes escaped, once the line is JSON).
+    r'|(\\?"(?i:write_?key|token)\\?"\s*:\s*\\?")[^"\\]*'
+    # The routes whose path holds a writeKey (the SDK settings, first-party analytics.js).
+    r"|(/projects/|/analytics\.js/v1/)[^/\s\\'\"?]+"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def redact(text: str) -> str:
+    """`text` with writeKeys, tokens and Basic or Bearer credentials replaced."""
+    return _SECRETS.sub(_redacted, text)
+
+
+def _redacted(match: re.Match[str]) -> str:
+    return next(group for group in match.groups() if group) + REDACTED
+
+
+def escape(text: str) -> str:
+    """`text` with control characters escaped as in JSON (`\\n`, `\\u001b`)."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: _encode(m.group())[1:-1].decode(), text)
 
 
 def fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -52,24 +89,47 @@ class JsonFormatter(logging.Formatter):
         line.update(fields(record))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return _encode(line).decode()
+        return redact(_encode(line).decode())
 
 
 class TextFormatter(logging.Formatter):
-    """`time LEVEL message key=value ...`: the same fields, for a terminal."""
+    """`time LEVEL message [key=value ...]`: the same fields, for a terminal."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        """The classic line, then the extra fields."""
-        line = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """The classic line, its message escaped, then the extra fields, escaped too."""
+        line = self._style.format(_Escaped(record))
         extra = fields(record)
         if not extra:
             return line
-        head, newline, rest = line.partition("\n")  # keep a traceback below the fields
-        pairs = " ".join(f"{key}={value}" for key, value in extra.items())
-        return f"{head} [{pairs}]{newline}{rest}"
+        pairs = " ".join(f"{key}={_text(value)}" for key, value in extra.items())
+        return f"{line} [{pairs}]"
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line, then a traceback if any (on lines of its own, as Python writes it)."""
+        return redact(super().format(record))
+
+
+class _Escaped:
+    """A record whose `message` is escaped, for the format string (nothing else changes)."""
+
+    def __init__(self, record: logging.LogRecord) -> None:
+        self.__dict__.update(record.__dict__)
+        self.__dict__["message"] = escape(record.message)
+
+
+def _text(value: object) -> str:
+    """A field's value: as is when plain, else quoted as JSON quotes it."""
+    text = str(value)
+    if text and not _PLAIN.search(text):
+        return text
+    return _encode(text).decode()
+
+
+_PLAIN = re.compile(r"[\s\"\[\]=\\\x00-\x1f\x7f\u2028\u2029]")
+"""What makes a value need quotes in `key=value`: a space, a quote, a bracket, `=`, ..."""
 
 
 def configure(level: str, log_format: str = "auto", stream: IO[str] | None = None) -> None:

@@ -21,6 +21,11 @@ LATENCY_BUCKETS = (
 """Seconds from handing messages to the committer until they are durable."""
 FLUSH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, float("inf"))
 """Entries per pipeline (or spool write)."""
+OTHER_ROUTE = "other"
+"""The route label of a path the gateway does not serve (404): paths are not labels."""
+CLIENT_GONE = 499
+"""The status label of a request whose client went away before its answer (nginx's 499):
+not the gateway's error, so not a 5xx."""
 
 
 class Buckets:

@@ -89,16 +89,17 @@ def bucket_seconds(window: int) -> int:
 def calls(entries: Sequence[Entry], window: bytes, span: bytes) -> list[bytes]:
     """The script's calls (RESP `EVALSHA`s) that add `entries`, in order per stream.
 
-    `window` and `span` are the window and `bucket_seconds` of it, as decimal bytes.
+    `window` and `span` are the window and `bucket_seconds` of it, as decimal bytes. An entry
+    without a messageId (a rejected event's) is added without dedupe, keeping no state.
     """
-    by_stream: dict[str, list[Entry]] = {}
+    groups: dict[tuple[str, bool], list[Entry]] = {}
     for entry in entries:
-        by_stream.setdefault(entry.stream, []).append(entry)
+        groups.setdefault((entry.stream, entry.message_id != ""), []).append(entry)
     out: list[bytes] = []
-    for stream, group in by_stream.items():
+    for (stream, deduped), group in groups.items():
         keys = (stream.encode(), dedupe_prefix(stream).encode())
         for start in range(0, len(group), CHUNK):
-            args = [window, span]
+            args = [window if deduped else b"0", span]
             for entry in group[start : start + CHUNK]:
                 source = entry.source.encode()
                 args += (entry.data, source, b"%s:%s" % (source, entry.message_id.encode()))

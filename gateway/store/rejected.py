@@ -6,19 +6,24 @@ becomes an entry of `gateway:rejected` with the reason, the source, the dialect 
 original JSON, for whoever debugs that source. The entries go through the committer like
 accepted ones (durable, spooled while Redis is away); the stream is trimmed to about
 `MAXLEN` entries, as nobody consumes it with a group.
+
+Anyone can send such events (a Commanders Act token is public, and a wrong one is recorded
+too), so what they may cost Redis is bounded: an entry has no messageId, so the dedupe
+script keeps no state for it; its text fields are cut to `MAX_FIELD` characters and the
+body of a refused caller's event to `REFUSED_BODY` bytes; and the stream to `MAXLEN`
+entries. See docs/durability.md for the resulting bound.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from typing import Any
 
 import msgspec
 from redis.exceptions import RedisError
 
 from gateway.constants import REJECTED_STREAM
+from gateway.ops.quiet import INTERVAL, Quiet
 from gateway.store.entry import Entry
 from gateway.store.redis_client import AnyRedis
 
@@ -26,6 +31,12 @@ log = logging.getLogger(__name__)
 
 MAXLEN = 10_000
 """About how many rejected events the stream keeps (the newest): `XTRIM MAXLEN ~`."""
+
+REFUSED_BODY = 1024
+"""Bytes of the body kept for an event whose caller was refused (no valid token): enough to
+tell what was sent (a typical event is under 1 KB), and a bound on what anyone may store."""
+MAX_FIELD = 100
+"""Characters kept of a text field from the request (route, site id, source, reason)."""
 
 _encode = msgspec.json.Encoder().encode
 
@@ -44,54 +55,66 @@ def entry(
 ) -> Entry:
     """The stream entry of one rejected event; `body` is its JSON as the client sent it.
 
-    A body longer than `max_body` (only a malformed batch envelope can be) is kept as its
-    first `max_body` bytes of text, with `truncated` set, to bound what one entry holds.
+    A body longer than `max_body` (a malformed batch envelope, or any event of a refused
+    caller past `REFUSED_BODY`) is kept as its first `max_body` bytes of text, with
+    `truncated` set to its length, to bound what one entry holds. The entry has no
+    messageId: the store keeps no dedupe state for it.
     """
     record: dict[str, Any] = {
-        "reason": reason,
-        "source": source,
+        "reason": _cut(reason),
+        "source": _cut(source),
         "dialect": dialect,
-        "route": route,
-        "siteId": site_id,
+        "route": _cut(route),
+        "siteId": _cut(site_id),
         "index": index,
         "receivedAt": received_at,
     }
     if len(body) <= max_body:
         record["body"] = msgspec.Raw(body)
     else:
-        record["body"] = body[:max_body].decode("utf-8", "replace")
+        record["body"] = _excerpt(body, max_body)
         record["truncated"] = len(body)
-    return Entry(REJECTED_STREAM, _encode(record), source or "", str(uuid.uuid4()))
+    return Entry(REJECTED_STREAM, _encode(record), _cut(source) or "", "")
+
+
+def _excerpt(body: bytes, size: int) -> str:
+    """The start of `body` as text taking at most about `size` bytes once JSON-encoded
+    (control characters and invalid UTF-8 take several bytes each)."""
+    text = body[:size].decode("utf-8", "replace")
+    while len(_encode(text)) > size + 2:
+        text = text[: len(text) * 3 // 4]
+    return text
+
+
+def _cut(text: str | None) -> str | None:
+    return text if text is None or len(text) <= MAX_FIELD else text[:MAX_FIELD] + "…"
 
 
 class Reporter:
     """Logs rejections without flooding the log: the first at once, then at most one line
     per `interval` seconds with the count since the last line (a misconfigured client may
-    send thousands a second; the stream holds the details)."""
+    send thousands a second; the stream holds the details). See `gateway.ops.quiet`."""
 
-    def __init__(self, interval: float = 10.0) -> None:
+    def __init__(self, interval: float = INTERVAL) -> None:
         self.total = 0
         """Events rejected since the start (this process)."""
-        self._interval = interval
+        self._quiet = Quiet(interval)
         self._unlogged = 0
-        self._next_line = 0.0
 
     def note(self, count: int, latest: str) -> None:
         """Count `count` rejected events; `latest` describes the last (never a credential)."""
         self.total += count
         self._unlogged += count
-        now = time.monotonic()
-        if now < self._next_line:
-            return
-        log.warning(
+        if self._quiet.warning(
+            log,
+            "events_rejected",
             "%d event(s) rejected to %s (%d since the start); latest: %s",
             self._unlogged,
             REJECTED_STREAM,
             self.total,
             latest,
-        )
-        self._unlogged = 0
-        self._next_line = now + self._interval
+        ):
+            self._unlogged = 0
 
 
 async def trim(redis: AnyRedis) -> None:

@@ -24,7 +24,7 @@ from gateway.ops import flags, logs
 from gateway.ops.flags import SettingsError
 from gateway.settings import Common
 from gateway.store.retention import Retention
-from gateway.worker import config, replay, run
+from gateway.worker import config, replay, run, tail
 from gateway.worker.connection import NoRedisError, resolve_url
 from gateway.worker.destinations import BUILTINS, Destination
 from gateway.worker.options import ConsumerOptions
@@ -54,6 +54,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """Add the worker side's subcommands to the `gateway` parser."""
     _add_worker(commands)
     _add_status(commands)
+    _add_tail(commands)
     _add_dead_letters(commands)
     _add_replay(commands)
 
@@ -109,6 +110,23 @@ def _add_status(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     flags.add_flags(parser, Common)
     parser.add_argument("--json", action="store_true", help="one JSON object")
     parser.set_defaults(handler=functools.partial(_guarded, Common, _status))
+
+
+def _add_tail(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "tail",
+        help="print the newest messages of every partition, as JSON lines",
+        description="The newest messages over every partition, oldest first, one JSON line "
+        "each (stream, entry id, source, message). Reads only: no worker misses anything.",
+    )
+    flags.add_flags(parser, Common)
+    parser.add_argument(
+        "-n", "--count", type=int, default=10, help="how many messages (default 10)"
+    )
+    parser.add_argument(
+        "-f", "--follow", action="store_true", help="then print messages as they arrive"
+    )
+    parser.set_defaults(handler=functools.partial(_guarded, Common, _tail))
 
 
 def _add_dead_letters(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -205,6 +223,14 @@ def _replay(settings: ReplaySettings, args: argparse.Namespace) -> int:
 def _status(settings: Common, args: argparse.Namespace) -> int:
     url = resolve_url(settings.redis_url, settings.data_dir)
     return run.run(lambda: run.show_status(url, settings.partitions, args.json))
+
+
+def _tail(settings: Common, args: argparse.Namespace) -> int:
+    url = resolve_url(settings.redis_url, settings.data_dir)
+    try:
+        return run.run(lambda: tail.run_tail(url, settings.partitions, args.count, args.follow))
+    except KeyboardInterrupt:
+        return 0
 
 
 def _list(settings: GroupSettings, args: argparse.Namespace) -> int:

@@ -68,7 +68,12 @@ async def serving(
     runner = web.AppRunner(app(stats, group, redis, streams), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:  # not Redis's fault: say which flag to change
+            raise ValueError(
+                f"--metrics-port {port} on {host}: {exc.strerror or exc}; choose another port"
+            ) from None
         yield runner
     finally:
         await runner.cleanup()

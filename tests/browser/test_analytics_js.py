@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from gateway.http.pixel import encode_data
-from tests.browser.chromium import Chromium
-from tests.browser.conftest import BUNDLE, KEY, Requests, landed
+from tests.helpers.browser import BUNDLE, KEY, Requests, landed
+from tests.helpers.chromium import Chromium
 
 pytestmark = pytest.mark.slow
 

@@ -18,12 +18,14 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.typedefs import Handler
 from redis.asyncio import Redis
 
 from gateway.http import cors
-from tests.browser.chromium import Chromium, Page
-from tests.browser.conftest import BUNDLE, HERE, KEY, MakeGateway, Requests, landed
-from tests.conftest import stream_messages
+from tests.helpers.browser import BUNDLE, HERE, KEY, MakeGateway, Requests, landed
+from tests.helpers.chromium import Chromium, Page
+from tests.helpers.missing import missing
+from tests.helpers.streams import stream_messages
 
 pytestmark = pytest.mark.slow
 
@@ -178,7 +180,7 @@ async def test_rudderstack_v3_with_config_url(
     browser: Chromium, gateway: tuple[str, Requests], site: str, redis: Redis
 ) -> None:
     if not (RUDDERSTACK_BUNDLED / "index.js").exists():
-        pytest.skip(f"@rudderstack/analytics-js is not installed: run `npm ci` in {HERE}")
+        missing(f"@rudderstack/analytics-js is not installed: run `npm ci` in {HERE}")
     base, answered = gateway
     page = await browser.new_page()
     await page.goto(f"{site}/rudderstack.html")
@@ -199,14 +201,14 @@ async def test_a_429_is_retried_after_its_retry_after_through_cors(
     throttled: list[bool] = []
 
     @web.middleware
-    async def throttle_once(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def throttle_once(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS":
             asked.append(request.headers.get("Access-Control-Request-Headers", ""))
         elif request.path == "/v1/t" and not throttled:
             throttled.append(True)
             error = {"Error": "Too Many Requests", "Message": "Slow down", "Details": ""}
             response = web.json_response(error, status=429, headers={"Retry-After": "1"})
-            cors.allow(request, response)
+            cors.allow(request, response, credentials=True)
             return response
         return await handler(request)
 

@@ -8,8 +8,10 @@ import shutil
 import pytest
 from redis.asyncio import Redis
 
-from tests.browser.conftest import HERE
-from tests.conftest import MakeClient, stream_messages
+from tests.helpers.browser import HERE
+from tests.helpers.gateway import MakeClient
+from tests.helpers.missing import missing
+from tests.helpers.streams import stream_messages
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +30,10 @@ async def test_rudder_sdk_node_backfill_keeps_its_timestamp(
     make_client: MakeClient, redis: Redis
 ) -> None:
     node = shutil.which("node")
-    if node is None or not SDK.exists():
-        pytest.skip(f"needs node, and `npm ci` in {HERE}")
+    if node is None:
+        missing(f"node is not installed: `apt-get install -y nodejs npm`, then `npm ci` in {HERE}")
+    if not SDK.exists():
+        missing(f"@rudderstack/rudder-sdk-node is not installed: run `npm ci` in {HERE}")
     client = await make_client()
     base = str(client.make_url("")).rstrip("/")
     process = await asyncio.create_subprocess_exec(

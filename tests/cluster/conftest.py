@@ -7,44 +7,17 @@ MEET. Each test gets it emptied.
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from redis import Redis as SyncRedis
 from redis.asyncio import RedisCluster
 
 from gateway.ops.embedded import RedisProcess, free_port
-from tests.conftest import MakeClient, gateway_clients
-
-SLOTS = 16384
-MASTERS = 3
-BUS_OFFSET = 10000
-"""A cluster node also listens on its port + 10000 for the other nodes (the cluster bus)."""
-
-
-@dataclasses.dataclass
-class Cluster:
-    """Three running masters."""
-
-    nodes: list[RedisProcess]
-
-    @property
-    def seed(self) -> str:
-        """The URL of one node: the gateway finds the others (and that it is a cluster)."""
-        return self.nodes[0].url
-
-    def client(self, index: int) -> SyncRedis:
-        """A plain client of one node."""
-        return SyncRedis(host="127.0.0.1", port=self.nodes[index].port)
-
-    def ranges(self) -> list[tuple[int, int]]:
-        """The slot range each node was given, in node order."""
-        size = SLOTS // MASTERS
-        return [(i * size, SLOTS - 1 if i == MASTERS - 1 else (i + 1) * size - 1) for i in range(3)]
+from tests.helpers.cluster import BUS_OFFSET, MASTERS, Cluster
+from tests.helpers.gateway import MakeClient, gateway_clients
 
 
 def _cluster_port() -> int:

@@ -16,9 +16,8 @@ from gateway.store.cluster_writer import ClusterWriter
 from gateway.store.entry import Entry
 from gateway.store.node_writer import NodeWriter
 from gateway.store.writers import DetectingWriter, open_writer
-from tests.cluster.conftest import Cluster
-from tests.cluster.test_gateway_on_cluster import track
-from tests.conftest import MakeClient
+from tests.helpers.cluster import Cluster, track
+from tests.helpers.gateway import MakeClient
 
 
 @pytest.mark.parametrize(

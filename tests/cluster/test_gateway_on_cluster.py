@@ -3,41 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import msgspec
 import pytest
 from redis.asyncio import RedisCluster
 
 from gateway.constants import events_key
 from gateway.http.app_keys import COMMITTER
-from tests.cluster.conftest import Cluster
-from tests.conftest import MakeClient
-
-PARTITIONS = 16
-
-
-def track(n: int) -> dict[str, Any]:
-    return {"type": "track", "event": "Cluster", "userId": f"user-{n}", "messageId": f"m-{n}"}
-
-
-async def read_partitions(cluster: RedisCluster, partitions: int) -> dict[int, list[str]]:
-    """The messageIds of each partition, oldest first."""
-    found: dict[int, list[str]] = {}
-    for n in range(partitions):
-        entries = await cluster.xrange(events_key(n))
-        found[n] = [msgspec.json.decode(fields[b"data"])["messageId"] for _, fields in entries]
-    return found
-
-
-def holders(cluster_server: Cluster) -> dict[str, int]:
-    """The node (index) that physically holds each partition stream, asked node by node."""
-    held: dict[str, int] = {}
-    for index in range(len(cluster_server.nodes)):
-        with cluster_server.client(index) as client:
-            for key in client.scan_iter(match="gateway:events:*"):  # this node's keys only
-                held[key.decode()] = index
-    return held
+from tests.helpers.cluster import PARTITIONS, Cluster, holders, read_partitions, track
+from tests.helpers.gateway import MakeClient
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import pytest
 from redis.asyncio import RedisCluster
 
 from gateway.constants import events_key
-from tests.conftest import MakeClient
-from tests.test_metrics import parse, total, value
+from tests.helpers.gateway import MakeClient, admin_of
+from tests.helpers.metrics import parse, total, value
 
 PARTITIONS = 8
 
@@ -24,7 +24,7 @@ async def test_the_scrape_reads_every_partition_on_its_master(
         assert (await client.post("/v1/track", json=message)).status == 200
     for n in range(PARTITIONS):
         await cluster.xgroup_create(events_key(n), "g", id="0", mkstream=True)
-    samples = parse(await (await client.get("/metrics")).text())
+    samples = parse(await (await admin_of(client).get("/metrics")).text())
     assert value(samples, "gateway_redis_up") == 1
     assert value(samples, "gateway_messages_accepted_total", to="redis") == 40
     assert total(samples, "gateway_stream_length") == 40

@@ -11,8 +11,8 @@ from redis.asyncio import RedisCluster
 from gateway.constants import RATELIMIT_PREFIX, events_key
 from gateway.ingest.sources import Sources
 from gateway.store.ratelimit import Limit, RateLimiter
-from tests.cluster.conftest import Cluster
-from tests.conftest import MakeClient
+from tests.helpers.cluster import Cluster
+from tests.helpers.gateway import MakeClient
 
 
 async def test_buckets_spread_over_the_masters(

@@ -16,10 +16,9 @@ from gateway.store.cluster_writer import ClusterWriter
 from gateway.worker.consumer import Consumer
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.options import ConsumerOptions
-from tests.cluster.conftest import Cluster
-from tests.cluster.test_gateway_on_cluster import holders, read_partitions, track
-from tests.conftest import MakeClient
-from tests.worker_helpers import ListDestination
+from tests.helpers.cluster import Cluster, holders, read_partitions, track
+from tests.helpers.destinations import ListDestination
+from tests.helpers.gateway import MakeClient
 
 PARTITIONS = 4
 

@@ -16,10 +16,10 @@ from gateway.worker import deadletters, redrive
 from gateway.worker.consumer import Consumer
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.options import ConsumerOptions
-from tests.cluster.conftest import Cluster
-from tests.cluster.test_gateway_on_cluster import PARTITIONS, track
-from tests.conftest import MakeClient
-from tests.worker_helpers import ListDestination, gateway
+from tests.helpers.cluster import PARTITIONS, Cluster, track
+from tests.helpers.destinations import ListDestination
+from tests.helpers.gateway import MakeClient
+from tests.helpers.processes import gateway
 
 STREAMS = tuple(all_events_keys(PARTITIONS))
 

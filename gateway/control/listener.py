@@ -1,0 +1,102 @@
+"""The admin listener's app: its route table, made of families, behind the token guard.
+
+A family is a module's `routes()` (path -> method -> handler) and `paths()` (their OpenAPI
+path items). To add admin routes: write a module with both, add its `Family` to
+`FAMILIES`; the guard, JSON errors and the OpenAPI document come with it.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from aiohttp import web
+
+from gateway.control import openapi, sources_api, sources_doc
+from gateway.control.app_keys import LIVE, TOKEN, Routes
+from gateway.control.auth import guard
+from gateway.control.live import LiveSources
+from gateway.control.openapi import PathItems, operation
+
+
+class Family(NamedTuple):
+    """A set of admin routes and their OpenAPI paths."""
+
+    routes: Callable[[], Routes]
+    paths: Callable[[], PathItems]
+
+
+def _home_routes() -> Routes:
+    return {"/": {"GET": home}}
+
+
+def _home_paths() -> PathItems:
+    text = {"type": "string"}
+    return {
+        "/": {"get": operation("home", "A page of links, for a browser", {200: ("HTML.", text)})},
+        "/openapi.json": {
+            "get": operation("openapi", "This document", {200: ("The document.", {})})
+        },
+    }
+
+
+def _metrics_paths() -> PathItems:
+    text = {"schema": {"type": "string"}}
+    answer = operation(
+        "get_metrics",
+        "Prometheus metrics",
+        {200: ("The metrics.", None)},
+        description="The gateway's counts (every process's, summed), and the spool, streams "
+        "and consumer-group lag read at scrape time (docs/metrics.md). OpenMetrics when "
+        "asked for in Accept.",
+    )
+    answer["responses"]["200"]["content"] = {
+        "text/plain": text,
+        "application/openmetrics-text": text,
+    }
+    return {"/metrics": {"get": answer}}
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family(_home_routes, _home_paths),
+    Family(sources_api.routes, sources_doc.paths),
+)
+
+
+def metrics_family(routes: Routes) -> Family:
+    """`/metrics`, whose handler the top level passes in (it reads the public app's counts)."""
+    return Family(lambda: routes, _metrics_paths)
+
+
+def create(token: str, live: LiveSources, extra: Iterable[Family] = ()) -> web.Application:
+    """The admin app: `FAMILIES` and `extra`, each call checked against `token`."""
+    families = (*FAMILIES, *extra)
+    app = web.Application(middlewares=[guard])
+    app[TOKEN] = token
+    app[LIVE] = live
+    table: Routes = {"/openapi.json": {"GET": openapi.handler(tuple(f.paths for f in families))}}
+    for family in families:
+        table.update(family.routes())
+    for path, methods in table.items():
+        for method, handle in methods.items():
+            app.router.add_route(method, path, handle)
+    return app
+
+
+async def home(request: web.Request) -> web.Response:
+    """`GET /`: where to go from the printed URL."""
+    links = {
+        "/v1/sources": "sources and keys (JSON)",
+        "/openapi.json": "the admin API (OpenAPI)",
+        "/metrics": "Prometheus metrics",
+    }
+    items = "".join(
+        f'<li><a href="{html.escape(p)}">{html.escape(p)}</a>: {html.escape(t)}</li>'
+        for p, t in links.items()
+    )
+    page = (
+        "<!doctype html><meta charset=utf-8><title>Gateway admin</title>"
+        f"<h1>Gateway admin</h1><ul>{items}</ul><p>See docs/admin.md.</p>"
+    )
+    return web.Response(text=page, content_type="text/html")
