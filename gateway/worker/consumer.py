@@ -77,6 +77,7 @@ class Consumer:
                 if await self._step() is None:
                     break
             except (RedisError, RedisClusterException, OSError) as exc:
+                tasks.raise_if_cancelled()  # a cancel redis-py turned into a TimeoutError
                 log.warning(
                     "worker: Redis error (%s); trying again in 1s",
                     exc,
