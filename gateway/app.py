@@ -4,6 +4,8 @@ closed by its own cleanup context."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,7 +40,7 @@ from gateway.ingest.sources import Sources
 from gateway.ops import tasks
 from gateway.ops.metrics import Metrics
 from gateway.settings import Settings
-from gateway.store import redis_client, redis_url
+from gateway.store import partitions, redis_client, redis_url
 from gateway.store.cluster_writer import ClusterWriter
 from gateway.store.committer import Committer
 from gateway.store.first_contact import FirstContact
@@ -46,6 +48,7 @@ from gateway.store.ratelimit import RateLimiter
 from gateway.store.refusals import Refusals
 from gateway.store.replay import Replayer
 from gateway.store.replicas import replica_wait
+from gateway.store.retention import Retention, Trimmer
 from gateway.store.spool import Spool
 from gateway.store.writers import open_writer
 
@@ -92,6 +95,7 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     app.cleanup_ctx.append(_limiter)
     app.cleanup_ctx.append(_refusals)
     app.cleanup_ctx.append(_plans)
+    app.cleanup_ctx.append(_upkeep)
     routes.add_all(app, metrics=settings.public_metrics)
     return app
 
@@ -233,4 +237,18 @@ async def _limiter(app: web.Application) -> AsyncIterator[None]:
 async def _refusals(app: web.Application) -> AsyncIterator[None]:
     """Refused messages written to Redis once a second (see `gateway.store.refusals`)."""
     async with tasks.running(app[REFUSALS].run(app[REDIS])):
+        yield
+
+
+async def _upkeep(app: web.Application) -> AsyncIterator[None]:
+    """In the background: record the partition count for the workers, and trim the streams
+    when this process holds the lease (see `gateway.store.partitions`, `.retention`)."""
+    settings = app[SETTINGS]
+    retention = Retention(settings.retention_acked, settings.retention_max_age)
+    owner = f"gateway-{socket.gethostname()}-{os.getpid()}"
+    trimmer = Trimmer(app[REDIS], retention, settings.partitions, owner)
+    async with (
+        tasks.running(partitions.keep_recorded(app[REDIS], settings.partitions)),
+        tasks.running(trimmer.run()),
+    ):
         yield

@@ -32,6 +32,18 @@ REJECTED_STREAM = "gateway:rejected"
 RATELIMIT_PREFIX = "gateway:ratelimit"
 """Token buckets of rate-limited callers: `gateway:ratelimit:<sha256 of the caller>`."""
 
+PARTITIONS_KEY = "gateway:partitions"
+"""A hash the gateway keeps its partition count in: `current` (the last gateway started) and
+`highest` (the most ever used), read by workers, `gateway status` and the trimmer
+(`gateway.store.partitions`)."""
+
+RETENTION_LEASE = "gateway:retention:lease"
+"""Which process trims the streams now: its name, expiring unless renewed
+(`gateway.store.lease`)."""
+RETENTION_COUNTS = "gateway:retention:counts"
+"""A hash of what trimming removed: `acked` (every group had it), `expired` (past the
+maximum age, read or not) (`gateway.store.retention`)."""
+
 CONTROL_SOURCES = "gateway:control:{sources}"
 """Sources and keys made through the admin API: a hash of `source:<id>` and `key:<id>` to
 JSON records, keys as SHA-256 digests only (`gateway.control.store`)."""

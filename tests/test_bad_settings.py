@@ -183,7 +183,7 @@ CASES: dict[str, tuple[list[str], dict[str, str], str]] = {
         ["worker", "--group", "g", "--destination", "nosuch"],
         {},
         "--destination='nosuch' (or GATEWAY_DESTINATION): "
-        "must be one of http, file, stdout, or package.module:Class",
+        "must be one of http, file, stdout, archive, or package.module:Class",
     ),
     "worker-no-group": (
         ["worker", "--destination", "stdout"],

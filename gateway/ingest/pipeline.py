@@ -5,7 +5,6 @@ Nothing here speaks HTTP or Redis; the handlers feed it, the committer takes its
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import msgspec
@@ -28,6 +27,7 @@ from gateway.ingest.validate import (
 )
 from gateway.settings import Settings
 from gateway.store.entry import Entry
+from gateway.store.partitions import partition_of
 
 _encode = msgspec.json.Encoder().encode
 
@@ -153,4 +153,4 @@ class Ingest:
         if len(self._streams) == 1:
             return self._streams[0]
         user = view.userId if view.userId not in (None, "") else view.anonymousId
-        return self._streams[zlib.crc32(str(user).encode()) % len(self._streams)]
+        return self._streams[partition_of(user, len(self._streams))]

@@ -4,7 +4,7 @@ The file has one `[[destination]]` table per destination:
 
     [[destination]]
     name = "Mixpanel"            # what `integrations` keys refer to; unique
-    kind = "http"                # http, file, stdout, or "package.module:Class"
+    kind = "http"                # http, file, stdout, archive, or "package.module:Class"
     url = "https://collector.example/v1/batch"
     headers = { Authorization = "Basic ..." }
     consent = ["advertising"]    # optional: categories a message must grant (consent.py)
@@ -60,7 +60,9 @@ def build_all(tables: Sequence[Mapping[str, Any]], where: str = "config") -> lis
             raise ConfigError(f"{at}: the name {name!r} is used twice")
         seen.add(name)
         if not isinstance(kind, str) or not kind:
-            raise ConfigError(f"{at} ({name}): needs a kind (http, file, stdout or module:Class)")
+            raise ConfigError(
+                f"{at} ({name}): needs a kind (http, file, stdout, archive or module:Class)"
+            )
         destinations.append(build(kind, name, options, at=f"{at} ({name})"))
     return destinations
 

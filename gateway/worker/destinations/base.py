@@ -64,6 +64,10 @@ class Destination(abc.ABC):
     async def send(self, batch: Sequence[Message]) -> Result:
         """Deliver `batch`; an exception counts as a retryable failure of the whole batch."""
 
+    def bind(self, consumer: str) -> None:  # noqa: B027 - optional hook
+        """Told the worker's consumer name before the first `send` (the archive names its
+        files after it)."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook, most destinations need none
         """Release what the destination holds (connections, files)."""
 
