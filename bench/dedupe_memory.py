@@ -9,9 +9,11 @@ docs/durability.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -38,22 +40,29 @@ async def used_memory(redis: Redis, url: str, count: int, window: int) -> int:
     return int((await redis.info("memory"))["used_memory"]) - before
 
 
-async def main(count: int) -> None:
+@contextlib.asynccontextmanager
+async def embedded() -> AsyncIterator[tuple[RedisProcess, Redis]]:
+    """A throwaway embedded server (no fsync), and a client of it."""
     with tempfile.TemporaryDirectory() as directory:
         server = RedisProcess(Path(directory), appendfsync="no")
         server.start()
         redis = Redis.from_url(server.url)
         try:
-            info = await redis.info("server")
-            stream_only = await used_memory(redis, server.url, count, 0)
-            with_sets = await used_memory(redis, server.url, count, 3600)
-            sets = [key async for key in redis.scan_iter(f"{dedupe_prefix(events_key(0))}*")]
-            in_sets = 0
-            for key in sets:
-                in_sets += await redis.memory_usage(key, samples=0) or 0
+            yield server, redis
         finally:
             await redis.aclose()
             server.stop()
+
+
+async def main(count: int) -> None:
+    async with embedded() as (server, redis):
+        info = await redis.info("server")
+        stream_only = await used_memory(redis, server.url, count, 0)
+        with_sets = await used_memory(redis, server.url, count, 3600)
+        sets = [key async for key in redis.scan_iter(f"{dedupe_prefix(events_key(0))}*")]
+        in_sets = 0
+        for key in sets:
+            in_sets += await redis.memory_usage(key, samples=0) or 0
     per_million = (with_sets - stream_only) * 1_000_000 / count
     version = info.get("valkey_version") or info["redis_version"]
     print(f"server: {info.get('server_name', 'redis')} {version}")

@@ -90,9 +90,77 @@ def basic_auth(write_key: str = WRITE_KEY) -> str:
     return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
 
 
-def sources_toml() -> str:
-    """A sources file that knows the harness's writeKey."""
-    return f'[[source]]\nid = "{SOURCE_ID}"\nwrite_keys = ["{WRITE_KEY}"]\n'
+def sources_toml(plan: str | None = None) -> str:
+    """A sources file that knows the harness's writeKey; with `plan` (the path of a
+    tracking plan), enforced in allow mode."""
+    text = f'[[source]]\nid = "{SOURCE_ID}"\nwrite_keys = ["{WRITE_KEY}"]\n'
+    if plan is not None:
+        text += f'[source.tracking_plan]\npath = "{plan}"\nmode = "allow"\n'
+    return text
+
+
+_PROPERTY_KINDS: list[dict[str, Any]] = [
+    {"type": "string"},
+    {"type": "number", "minimum": 0},
+    {"type": "integer", "minimum": 1},
+    {"enum": ["USD", "EUR", "GBP"]},
+    {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+    {"type": "boolean"},
+    {"type": "array", "items": {"type": "string"}},
+    {"type": "object", "properties": {"id": {"type": "string"}}},
+    {"type": ["string", "null"]},
+    {"type": "string", "format": "date-time"},
+]
+
+
+def _event_rule(name: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A Segment event rule: the JSON Schema of the whole message."""
+    return {
+        "name": name,
+        "description": "",
+        "version": 1,
+        "rules": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {
+                "context": {"type": "object", "properties": {}, "required": []},
+                "traits": {"type": "object", "properties": {}, "required": []},
+                "properties": {"type": "object", "properties": properties, "required": required},
+            },
+            "required": ["properties"],
+        },
+    }
+
+
+def tracking_plan(events: int = 50, properties: int = 10) -> dict[str, Any]:
+    """A realistic plan, as Segment exports it: `events` events of `properties` typed
+    properties each (strings, numbers, enums, patterns, arrays, objects), one of them the
+    harness's `Product Added` (whose message matches it), and a global rule."""
+    added = {
+        "product_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        "name": {"type": "string"},
+        "price": {"type": "number", "minimum": 0},
+        "quantity": {"type": "integer", "minimum": 1},
+        "currency": {"enum": ["USD", "EUR", "GBP"]},
+        "sku": {"type": "string"},
+        "category": {"type": "string"},
+        "brand": {"type": "string"},
+        "variant": {"type": "string"},
+        "coupon": {"type": ["string", "null"]},
+    }
+    rules = [_event_rule("Product Added", dict(list(added.items())[:properties]), ["product_id"])]
+    for n in range(1, events):
+        typed = {
+            f"prop_{i}": _PROPERTY_KINDS[(n + i) % len(_PROPERTY_KINDS)] for i in range(properties)
+        }
+        rules.append(_event_rule(f"Event {n:02d}", typed, list(typed)[:3]))
+    common = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {"context": {"type": "object", "properties": {"locale": {"type": "string"}}}},
+        "required": ["context"],
+    }
+    return {"name": "Bench", "rules": {"events": rules, "global": common}}
 
 
 def stored_entry(message_id: str = "ajs-next-0b7f3c2e9d4a4f6b8e1c5a7d9f2b4c6e") -> bytes:

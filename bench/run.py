@@ -30,6 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import msgspec
 from redis import Redis
 
 from bench import payloads
@@ -86,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
         help="suppress this many user ids (none the load sends) before each run: the "
         "regulations' check at its size (docs/regulations.md)",
     )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="enforce a tracking plan on the source (50 events x 10 properties, allow mode; "
+        "docs/tracking-plans.md); compare with a run without it",
+    )
     return parser
 
 
@@ -117,7 +124,11 @@ class Harness:
         self.track = Load("/v1/t", track, "text/plain", auth, payloads.ORIGIN, 1)
         self.batch = Load("/v1/batch", batch, "application/json", auth, None, 100)
         self.sources = tmp / "sources.toml"
-        self.sources.write_text(payloads.sources_toml())
+        plan = None
+        if options.plan:
+            plan = "plan.json"
+            (tmp / plan).write_bytes(msgspec.json.encode(payloads.tracking_plan()))
+        self.sources.write_text(payloads.sources_toml(plan))
 
     def run(self) -> list[Row]:
         """Every run, in order; the rows of the table."""

@@ -4,14 +4,18 @@ closed by its own cleanup context."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
+from gateway.constants import all_events_keys
 from gateway.control import listener
-from gateway.control.app_keys import ACCESS_TTL, LIVE, SUPPRESSION
+from gateway.control.app_keys import ACCESS_TTL, LIVE, LOOKUP, SUPPRESSION
 from gateway.control.live import LiveSources
+from gateway.control.lookup import Lookup
 from gateway.control.store import Store
 from gateway.control.suppression_live import LiveSuppression
 from gateway.http import pixel, routes, scrape
@@ -25,23 +29,29 @@ from gateway.http.app_keys import (
     LIMITER,
     METRICS,
     REDIS,
+    REFUSALS,
     SETTINGS,
     SPOOL,
     WRITER,
 )
 from gateway.http.body_limits import BodyLimits
 from gateway.ingest.pipeline import Ingest
+from gateway.ingest.plan_upkeep import PlanUpkeep
 from gateway.ingest.sources import Sources
 from gateway.ingest.suppression import Suppression
+from gateway.ops import tasks
 from gateway.ops.metrics import Metrics
 from gateway.settings import Settings
-from gateway.store import redis_client, redis_url
+from gateway.store import partitions, redis_client, redis_url
 from gateway.store.cluster_writer import ClusterWriter
 from gateway.store.committer import Committer
 from gateway.store.first_contact import FirstContact
 from gateway.store.ratelimit import RateLimiter
+from gateway.store.refusals import Refusals
 from gateway.store.regulations import RegulationStore
 from gateway.store.replay import Replayer
+from gateway.store.replicas import replica_wait
+from gateway.store.retention import Retention, Trimmer
 from gateway.store.spool import Spool
 from gateway.store.writers import open_writer
 
@@ -64,6 +74,7 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     app = web.Application(client_max_size=settings.max_batch_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[REFUSALS] = Refusals()
     if sources is None:  # not `or`: a Sources with no writeKeys is empty, yet not open
         sources = Sources.from_file(settings.sources)
     ingest = app[INGEST] = Ingest(settings, sources, Suppression(app[METRICS].tally))
@@ -86,6 +97,9 @@ def create_app(settings: Settings, sources: Sources | None = None) -> web.Applic
     app.cleanup_ctx.append(_replayer)
     app.cleanup_ctx.append(_committer)
     app.cleanup_ctx.append(_limiter)
+    app.cleanup_ctx.append(_refusals)
+    app.cleanup_ctx.append(_plans)
+    app.cleanup_ctx.append(_upkeep)
     routes.add_all(app, metrics=settings.public_metrics)
     return app
 
@@ -103,6 +117,9 @@ def create_admin_app(public: web.Application) -> web.Application:
     admin[REDIS] = public[REDIS]
     admin[SUPPRESSION] = public[SUPPRESSION]
     admin[ACCESS_TTL] = settings.access_ttl
+    admin[LOOKUP] = Lookup(
+        public[REDIS], all_events_keys(settings.partitions), settings.dedupe_window
+    )
     return admin
 
 
@@ -116,8 +133,11 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
     """The hot path's writer, of one node or a cluster (see `gateway.store.writers`)."""
     settings = app[SETTINGS]
     assert settings.redis_url is not None
+    wait = replica_wait(
+        settings.wait_replicas, settings.wait_replicas_timeout, settings.wait_replicas_fsync
+    )
     writer, _ = await open_writer(
-        settings.redis_url, settings.dedupe_window, settings.redis_timeout
+        settings.redis_url, settings.dedupe_window, settings.redis_timeout, wait
     )
     try:
         app[WRITER] = writer
@@ -213,6 +233,13 @@ async def _committer(app: web.Application) -> AsyncIterator[None]:
         await committer.close()  # flush what is buffered: to Redis, else to the spool
 
 
+async def _plans(app: web.Application) -> AsyncIterator[None]:
+    """Tracking plans' counters and trim (see `gateway.ingest.plan_upkeep`)."""
+    upkeep = PlanUpkeep(app[INGEST].plan_counts, app[METRICS].registry)
+    async with upkeep.running(app[REDIS]):
+        yield
+
+
 async def _limiter(app: web.Application) -> AsyncIterator[None]:
     """The rate limiter, on its own connection (see `gateway.store.ratelimit`)."""
     settings = app[SETTINGS]
@@ -222,3 +249,23 @@ async def _limiter(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await app[LIMITER].close()
+
+
+async def _refusals(app: web.Application) -> AsyncIterator[None]:
+    """Refused messages written to Redis once a second (see `gateway.store.refusals`)."""
+    async with tasks.running(app[REFUSALS].run(app[REDIS])):
+        yield
+
+
+async def _upkeep(app: web.Application) -> AsyncIterator[None]:
+    """In the background: record the partition count for the workers, and trim the streams
+    when this process holds the lease (see `gateway.store.partitions`, `.retention`)."""
+    settings = app[SETTINGS]
+    retention = Retention(settings.retention_acked, settings.retention_max_age)
+    owner = f"gateway-{socket.gethostname()}-{os.getpid()}"
+    trimmer = Trimmer(app[REDIS], retention, settings.partitions, owner)
+    async with (
+        tasks.running(partitions.keep_recorded(app[REDIS], settings.partitions)),
+        tasks.running(trimmer.run()),
+    ):
+        yield

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from gateway import __version__
 from gateway.control import cli as control_cli
-from gateway.control import regulations_cli
+from gateway.control import event_cli, plan_cli, regulations_cli
 from gateway.http import pixel_url
 from gateway.ingest.sources import SourcesError
 from gateway.ops import flags, logs
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     pixel_url.add_command(commands)
     control_cli.add_commands(commands)
     regulations_cli.add_commands(commands)
+    event_cli.add_command(commands)
+    plan_cli.add_command(commands)
     return parser
 
 

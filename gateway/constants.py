@@ -13,11 +13,36 @@ DEAD_LETTER_PREFIX = "gateway:dead"
 DEDUPE_PREFIX = "gateway:dedupe"
 """Recently seen messageIds: sets `gateway:dedupe:{n}:<bucket>` of `<source>:<messageId>`,
 in the stream's slot (`gateway.store.dedupe_script`)."""
+EVENT_INDEX_PREFIX = "gateway:where"
+"""Where each accepted messageId went: hashes `gateway:where:{n}:<bucket>` of messageId ->
+`<entry id> <route> <source>`, written with the dedupe sets (`gateway.store.event_index`)."""
+REFUSED_STREAM = "gateway:refused"
+"""Messages refused with a readable messageId, and why (bounded; `gateway.store.refusals`)."""
+DELIVERIES_PREFIX = "gateway:deliveries"
+"""What workers did per minute: hashes `gateway:deliveries:<minute>` of counts per group,
+source, destination and outcome; and `gateway:deliveries:retrying:{group}`, the last error
+of each message waiting for its retry (`gateway.store.deliveries`)."""
+
+REPLICATION_MARK_PREFIX = "gateway:replicated"
+"""One small key per partition, `gateway:replicated:{n}`, set by a flush that wrote nothing
+else (only duplicates) so that `WAIT` has a write to wait for (`gateway.store.replicas`)."""
 
 REJECTED_STREAM = "gateway:rejected"
 """Events a dialect answered 200 but could not accept, with the reason (bounded, for debugging)."""
 RATELIMIT_PREFIX = "gateway:ratelimit"
 """Token buckets of rate-limited callers: `gateway:ratelimit:<sha256 of the caller>`."""
+
+PARTITIONS_KEY = "gateway:partitions"
+"""A hash the gateway keeps its partition count in: `current` (the last gateway started) and
+`highest` (the most ever used), read by workers, `gateway status` and the trimmer
+(`gateway.store.partitions`)."""
+
+RETENTION_LEASE = "gateway:retention:lease"
+"""Which process trims the streams now: its name, expiring unless renewed
+(`gateway.store.lease`)."""
+RETENTION_COUNTS = "gateway:retention:counts"
+"""A hash of what trimming removed: `acked` (every group had it), `expired` (past the
+maximum age, read or not) (`gateway.store.retention`)."""
 
 CONTROL_SOURCES = "gateway:control:{sources}"
 """Sources and keys made through the admin API: a hash of `source:<id>` and `key:<id>` to
@@ -62,6 +87,16 @@ def hash_tag(key: str) -> str:
     return key[start : end + 1]
 
 
+def event_index_prefix(stream: str) -> str:
+    """What the messageId index of each time bucket of `stream` is named (plus the bucket)."""
+    return f"{EVENT_INDEX_PREFIX}:{hash_tag(stream)}:"
+
+
 def dedupe_prefix(stream: str) -> str:
     """What the dedupe set of each time bucket of `stream` is named (plus the bucket)."""
     return f"{DEDUPE_PREFIX}:{hash_tag(stream)}:"
+
+
+def replication_mark(stream: str) -> str:
+    """The key `WAIT`'s forced write sets, in `stream`'s slot."""
+    return f"{REPLICATION_MARK_PREFIX}:{hash_tag(stream)}"

@@ -37,6 +37,34 @@ REDIS_URL_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster
 """What redis-py connects to, and the cluster marker of `gateway.store.redis_url`."""
 RedisUrl = Annotated[str, Meta(pattern=f"^(?i:{'|'.join(map(re.escape, REDIS_URL_SCHEMES))})://.")]
 
+RetentionAcked = Annotated[
+    float,
+    Meta(ge=0),
+    Setting(
+        "seconds an entry stays in its stream once every consumer group has acknowledged "
+        "it; 0: trimmed at once",
+        metavar="SECONDS",
+    ),
+]
+"""`--retention-acked`, of `gateway serve` and `gateway worker` (`gateway.store.retention`)."""
+RetentionMaxAge = Annotated[
+    float,
+    Meta(ge=0),
+    Setting(
+        "seconds after which an entry is trimmed whether read or not, with a warning and a "
+        "counter; 0: kept until acknowledged",
+        metavar="SECONDS",
+    ),
+]
+"""`--retention-max-age`, of `gateway serve` and `gateway worker` alike."""
+
+DedupeWindow = Annotated[
+    int,
+    Meta(ge=0),
+    Setting("seconds a messageId is remembered per source to drop duplicates; 0: off"),
+]
+"""`--dedupe-window`, of `gateway serve` and `gateway replay --to-streams`."""
+
 _SIZE_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 SIZE = "a size of 1 byte or more, e.g. 1048576, 512k, 64M, 1G"
 
@@ -79,7 +107,11 @@ class Common(msgspec.Struct, frozen=True, kw_only=True):
     ] = Path("gateway-data")
     partitions: Annotated[
         Count,
-        Setting("stream partitions (a worker reads these, and finds more that exist)", metavar="N"),
+        Setting(
+            "stream partitions (the gateway records its count in Redis; a worker reads every "
+            "partition recorded or configured)",
+            metavar="N",
+        ),
     ] = 1
     log_level: Annotated[LogLevel, Setting("how much to log", parse=str.lower)] = "info"
     log_format: Annotated[
@@ -121,6 +153,28 @@ class Settings(Common, frozen=True, kw_only=True):
     redis_timeout: Annotated[
         Seconds, Setting("seconds a message may wait for Redis before going to the spool")
     ] = 2.0
+    wait_replicas: Annotated[
+        Annotated[int, Meta(ge=0, le=100)],
+        Setting(
+            "replicas each master must confirm a write to before it counts as durable (WAIT); "
+            "0: the master's answer is enough",
+            metavar="N",
+        ),
+    ] = 0
+    wait_replicas_timeout: Annotated[
+        Seconds,
+        Setting(
+            "seconds to wait for the replicas' confirmation before spooling the batch instead; "
+            "less than --redis-timeout"
+        ),
+    ] = 0.5
+    wait_replicas_fsync: Annotated[
+        bool,
+        Setting(
+            "wait until the replicas have also fsynced the writes to their append-only file "
+            "(WAITAOF: Redis 7.2+, Valkey)"
+        ),
+    ] = False
     retry_after: Annotated[Count, Setting("the Retry-After of a 503, in seconds")] = 5
     max_message_bytes: Annotated[Count, Setting("bytes of one message")] = 32 * 1024
     max_batch_bytes: Annotated[Count, Setting("bytes of one batch request")] = 500 * 1024
@@ -153,10 +207,9 @@ class Settings(Common, frozen=True, kw_only=True):
             "(no); every policy survives a crash of the gateway process"
         ),
     ] = "everysec"
-    dedupe_window: Annotated[
-        Annotated[int, Meta(ge=0)],
-        Setting("seconds a messageId is remembered per source to drop duplicates; 0: off"),
-    ] = 3600
+    dedupe_window: DedupeWindow = 3600
+    retention_acked: RetentionAcked = 3600.0
+    retention_max_age: RetentionMaxAge = 604800.0
     shutdown_grace: Annotated[
         Annotated[float, Meta(ge=0)],
         Setting("seconds to finish requests in flight and flush on SIGTERM or SIGINT"),
@@ -260,6 +313,13 @@ class Settings(Common, frozen=True, kw_only=True):
             raise Invalid(
                 "max_message_bytes", f"must be at most --max-batch-bytes ({self.max_batch_bytes})"
             )
+        if self.wait_replicas and self.wait_replicas_timeout >= self.redis_timeout:
+            # Past --redis-timeout the committer gives up on the flush: the wait's own answer
+            # (and the spooling it decides) must come first.
+            limit = f"must be less than --redis-timeout ({self.redis_timeout:g})"
+            raise Invalid("wait_replicas_timeout", limit)
+        if self.wait_replicas_fsync and not self.wait_replicas:
+            raise Invalid("wait_replicas_fsync", "needs --wait-replicas 1 or more")
         if self.sources is not None and not (
             self.sources.is_file() and os.access(self.sources, os.R_OK)
         ):

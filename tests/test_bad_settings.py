@@ -97,6 +97,18 @@ CASES: dict[str, tuple[list[str], dict[str, str], str]] = {
         "--max-message-bytes='600000' (or GATEWAY_MAX_MESSAGE_BYTES): "
         "must be at most --max-batch-bytes (512000)",
     ),
+    "serve-wait-replicas-timeout": (
+        ["serve", "--wait-replicas", "1", "--wait-replicas-timeout", "3"],
+        {},
+        "--wait-replicas-timeout='3' (or GATEWAY_WAIT_REPLICAS_TIMEOUT): "
+        "must be less than --redis-timeout (2)",
+    ),
+    "serve-wait-replicas-fsync": (
+        ["serve"],
+        {"GATEWAY_WAIT_REPLICAS_FSYNC": "true"},
+        "GATEWAY_WAIT_REPLICAS_FSYNC='true' (or --wait-replicas-fsync): "
+        "needs --wait-replicas 1 or more",
+    ),
     "serve-sources": (
         ["serve", "--sources", "missing.toml"],
         {},
@@ -171,7 +183,7 @@ CASES: dict[str, tuple[list[str], dict[str, str], str]] = {
         ["worker", "--group", "g", "--destination", "nosuch"],
         {},
         "--destination='nosuch' (or GATEWAY_DESTINATION): "
-        "must be one of http, file, stdout, or package.module:Class",
+        "must be one of http, file, stdout, archive, or package.module:Class",
     ),
     "worker-no-group": (
         ["worker", "--destination", "stdout"],

@@ -10,7 +10,7 @@ import pytest
 from gateway.cli import build_parser
 from gateway.ops import flags
 from gateway.settings import Settings
-from gateway.worker.settings import WorkerSettings
+from gateway.worker.settings import ReplaySettings, WorkerSettings
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
 
@@ -33,16 +33,17 @@ COMMANDS = _commands(build_parser())
 
 
 @pytest.mark.parametrize(
-    "command", ["serve", "worker", "status", "dead-letters list", "dead-letters redrive"]
+    "command",
+    ["serve", "worker", "status", "dead-letters list", "dead-letters redrive", "replay"],
 )
 def test_every_flag_is_documented(command: str) -> None:
     missing = [flag for flag in COMMANDS[command] if f"`{flag}" not in DOC]
     assert missing == []
 
 
-@pytest.mark.parametrize("kind", [Settings, WorkerSettings])
+@pytest.mark.parametrize("kind", [Settings, WorkerSettings, ReplaySettings])
 def test_every_variable_is_documented_beside_its_flag(
-    kind: type[Settings | WorkerSettings],
+    kind: type[Settings | WorkerSettings | ReplaySettings],
 ) -> None:
     rows = [line for line in DOC.splitlines() if line.startswith("| `--")]
     missing = [

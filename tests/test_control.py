@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.control import token
-from gateway.control.live import POLL
+from gateway.control.live import POLL, LiveSources
 from gateway.ingest.sources import Source, Sources
 from gateway.settings import Settings, SettingsError
 from tests.helpers.gateway import ADMIN_TOKEN, MakeClient, admin_of
@@ -272,3 +272,17 @@ def test_a_reachable_admin_listener_needs_a_configured_token(host: str, tmp_path
     Settings.load(environ={}, admin_host=host, admin_token="t" * 16, data_dir=tmp_path)
     for loopback in ("127.0.0.1", "::1", "localhost"):
         Settings.load(environ={}, admin_host=loopback, data_dir=tmp_path)
+
+
+def test_an_empty_or_half_written_sources_file_leaves_the_sources_in_force(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text('[[source]]\nid = "web"\nwrite_keys = ["wk_web_0123"]\n')
+    live = LiveSources(path, Sources.from_file(path))
+    path.write_text("")  # what `open(path, "w")` leaves before the write
+    assert live.reload_file("it changed") is False
+    assert live.table.resolve("wk_web_0123") is not None
+    path.write_text('[[source]]\nid = "web"\nwrite_keys = ["wk_web_0123"')  # cut short
+    assert live.reload_file("it changed") is False
+    assert live.table.resolve("wk_web_0123") is not None

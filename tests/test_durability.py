@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,11 @@ from gateway.store.entry import Entry
 from gateway.store.spool import Spool
 from tests.helpers.gateway import MakeClient
 from tests.helpers.streams import stream_messages
+from tests.helpers.waiting import eventually
 
 
 def track(message_id: str, user: str = "u1") -> dict[str, Any]:
     return {"userId": user, "event": "E", "messageId": message_id, "writeKey": "wk"}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], attempts: int = 400) -> None:
-    """Wait (bounded) until `check()` is true."""
-    for _ in range(attempts):
-        if await check():
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError("the condition never became true")
 
 
 async def test_a_duplicate_sent_twice_lands_once(

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from tests.helpers.gateway import MakeClient
-from tests.helpers.streams import stream_messages
+from tests.helpers.streams import stored, stream_messages
 
 TRACK = {"userId": "u1", "event": "E"}
 
@@ -72,7 +72,7 @@ async def test_undecodable_body_is_400(
     assert answer["Error"] == "Bad Request"
     assert answer["Message"] == message
     assert answer["Details"]
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []
 
 
 async def test_invalid_utf8_in_one_batch_item_fails_that_item(
@@ -160,7 +160,7 @@ async def test_single_message_limit_without_content_length(
 
     response = await client.post("/v1/track", data=chunks())
     assert response.status == 413
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []
 
 
 async def test_oversized_batch_item_fails_alone(client: TestClient[Any, Any], redis: Redis) -> None:
@@ -184,7 +184,7 @@ async def test_batch_byte_limit(client: TestClient[Any, Any], redis: Redis) -> N
     response = await client.post("/v1/batch", data=compact({"batch": [item] * 51}))
     assert response.status == 413
     assert "larger than 512000 bytes" in (await response.json())["Message"]
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []
 
 
 async def test_batch_item_count_limit(make_client: MakeClient, redis: Redis) -> None:
@@ -201,7 +201,7 @@ async def test_default_batch_item_count_limit(client: TestClient[Any, Any], redi
     item = {"type": "track", "userId": "u", "event": "E"}
     response = await client.post("/v1/batch", data=compact({"batch": [item] * 2501}))
     assert response.status == 413
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []
 
 
 @pytest.mark.parametrize(
@@ -231,7 +231,7 @@ async def test_gzip_that_inflates_past_the_limit_is_413(
     assert len(bomb) < 300_000
     response = await client.post("/v1/track", data=bomb, headers={"Content-Encoding": "gzip"})
     assert response.status == 413
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []
     # The process keeps serving.
     assert (await client.post("/v1/track", json=TRACK)).status == 200
 
@@ -243,7 +243,7 @@ async def test_gzip_batch_limit_applies_to_inflated_size(
     body = gzip.compress(compact({"batch": [item] * 60}))  # 600 KB inflated, ~1 KB sent
     response = await client.post("/v1/batch", data=body, headers={"Content-Encoding": "gzip"})
     assert response.status == 413
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []
 
 
 @pytest.mark.parametrize(
@@ -260,7 +260,7 @@ async def test_broken_or_unsupported_encoding(
     response = await client.post("/v1/track", data=body, headers={"Content-Encoding": encoding})
     assert response.status == status
     assert (await response.json())["Message"]
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []
 
 
 async def test_huge_body_is_refused_before_it_is_read(client: TestClient[Any, Any]) -> None:
@@ -308,7 +308,7 @@ async def test_absurd_depth_is_a_clear_400(client: TestClient[Any, Any], redis: 
     body = b'{"userId":"u","event":"E","p":' + b"[" * 15000 + b"]" * 15000 + b"}"
     response = await client.post("/v1/track", data=body)
     assert response.status == 400
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []
 
 
 async def _raw(client: TestClient[Any, Any], *parts: bytes, pause: float = 0.1) -> bytes:

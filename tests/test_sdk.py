@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from gateway.ingest.sources import Source, Sources
 from tests.helpers.gateway import MakeClient
 from tests.helpers.missing import missing
-from tests.helpers.streams import stream_messages
+from tests.helpers.streams import stored, stream_messages
 
 try:
     from segment.analytics import client as segment
@@ -92,4 +92,4 @@ async def test_analytics_python_sees_the_refusal_of_a_wrong_key(
         await asyncio.to_thread(send_with_sdk, host, "wrong", False)
     assert refused.value.status == 400
     assert "Invalid or missing writekey" in str(refused.value)
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []

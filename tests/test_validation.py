@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from tests.helpers.streams import stream_messages
+from tests.helpers.streams import stored, stream_messages
 
 RULES: list[tuple[str, dict[str, Any], str]] = [
     # (route, body, expected text in Details)
@@ -43,7 +43,7 @@ async def test_rule(
     assert answer["Error"] == "Bad Request"
     assert answer["Message"] == "Invalid message"
     assert details in answer["Details"]
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []
 
 
 @pytest.mark.parametrize(
@@ -106,4 +106,4 @@ async def test_bad_batch_envelope(
     assert response.status == 400
     answer = await response.json()
     assert message in answer["Details"]
-    assert await redis.keys("*") == []
+    assert await stored(redis) == []

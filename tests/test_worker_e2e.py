@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,10 +14,10 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.constants import dead_letter_key, events_key
-from gateway.ops.embedded import RedisProcess, free_port
+from gateway.ops.embedded import RedisProcess
 from tests.helpers.destinations import Collector
 from tests.helpers.gateway import MakeClient
-from tests.helpers.processes import finish, gateway, kill, start, wait_for_line
+from tests.helpers.processes import finish, gateway, kill, serving, start, wait_for_line
 from tests.helpers.streams import read_stream, stream_messages
 
 pytestmark = pytest.mark.slow
@@ -63,26 +62,15 @@ async def post_batch(client: TestClient[Any, Any], messages: list[dict[str, Any]
     assert response.status == 200, await response.text()
 
 
-@contextlib.asynccontextmanager
-async def serve(redis_url: str, data_dir: Path) -> AsyncIterator[str]:
-    """`gateway serve` as a subprocess; yields its base URL once it answers."""
-    port = free_port()
-    process = await start("serve", "--workers", "1", "--redis-url", redis_url, "--port",
-                          str(port), "--partitions", "2", "--data-dir", str(data_dir))  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_for_line(process, "listening on")
-        yield base
-    finally:
-        process.terminate()
-        await finish(process)
-
-
 async def test_two_workers_share_a_group_and_another_group_gets_everything_again(
     redis: Redis, redis_server: RedisProcess, collector: Collector, tmp_path: Path
 ) -> None:
     url = await collector.start()
-    async with serve(redis_server.url, tmp_path / "data") as base, aiohttp.ClientSession() as http:
+    data = tmp_path / "data"
+    async with (
+        serving(redis_server.url, data, "--partitions", "2") as base,
+        aiohttp.ClientSession() as http,
+    ):
         for start_n in range(0, 60, 10):
             batch = {"batch": [track(n) for n in range(start_n, start_n + 10)]}
             async with http.post(f"{base}/v1/batch", json=batch) as response:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.control.live import LiveSources
+from gateway.control.lookup import Lookup
 from gateway.control.suppression_live import LiveSuppression
 
 LIVE = web.AppKey("live", LiveSources)
@@ -17,6 +18,8 @@ SUPPRESSION = web.AppKey("suppression", LiveSuppression)
 (`gateway.control.suppression_live`)."""
 ACCESS_TTL = web.AppKey("access_ttl", float)
 """Seconds an ACCESS regulation's zip stays downloadable (`--access-ttl`)."""
+LOOKUP = web.AppKey("lookup", Lookup)
+"""Redis and the streams, for `/v1/events` and `/v1/deliveries` (`gateway.control.lookup`)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Routes = dict[str, dict[str, Handler]]

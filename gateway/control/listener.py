@@ -13,7 +13,17 @@ from typing import NamedTuple
 
 from aiohttp import web
 
-from gateway.control import openapi, regulations_api, regulations_doc, sources_api, sources_doc
+from gateway.control import (
+    events_api,
+    events_doc,
+    openapi,
+    plans_api,
+    plans_doc,
+    regulations_api,
+    regulations_doc,
+    sources_api,
+    sources_doc,
+)
 from gateway.control.app_keys import LIVE, TOKEN, Routes
 from gateway.control.auth import guard
 from gateway.control.live import LiveSources
@@ -62,6 +72,8 @@ FAMILIES: tuple[Family, ...] = (
     Family(_home_routes, _home_paths),
     Family(sources_api.routes, sources_doc.paths),
     Family(regulations_api.routes, regulations_doc.paths),
+    Family(events_api.routes, events_doc.paths),
+    Family(plans_api.routes, plans_doc.paths),
 )
 
 
@@ -90,6 +102,7 @@ async def home(request: web.Request) -> web.Response:
     links = {
         "/v1/sources": "sources and keys (JSON)",
         "/v1/regulations": "regulations: suppress, delete, access (JSON)",
+        "/v1/deliveries": "deliveries per minute, the last hour (JSON)",
         "/openapi.json": "the admin API (OpenAPI)",
         "/metrics": "Prometheus metrics",
     }

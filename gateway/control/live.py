@@ -46,7 +46,8 @@ def build(file: list[Source] | None, records: Records, now: float) -> Sources:
         if not key.expired(now):
             keys[key.source].append(key)
     ordered = sorted(records.sources.values(), key=lambda r: (r.createdAt, r.id))
-    api = [as_source(r, keys[r.id]) for r in ordered if r.id not in taken]
+    plans = records.plans
+    api = [as_source(r, keys[r.id], plans.get(r.id)) for r in ordered if r.id not in taken]
     if file is None and not api:
         return Sources(None)
     return Sources([*(file or ()), *api], [as_key(k) for s in api for k in keys[s.id]])
@@ -105,6 +106,8 @@ class LiveSources:
             return False
         self._stamp = _stat(self.path)
         try:
+            if self._stamp is not None and self._stamp[1] == 0:
+                raise SourcesError(f"sources file {self.path} is empty (being written?)")
             file = read_file(self.path)
         except SourcesError as exc:
             log.error(
@@ -140,10 +143,16 @@ class LiveSources:
         return True
 
     async def _poll(self) -> None:
+        changing: _Stamp = None
         while True:
             await asyncio.sleep(POLL)
-            if self.path is not None and _stat(self.path) != self._stamp:
-                self.reload_file("it changed")
+            stamp = _stat(self.path)
+            if self.path is not None and stamp != self._stamp:
+                # Read it once it has stopped changing for a poll: an editor or a script
+                # that truncates, then writes, must not be caught halfway.
+                if stamp == changing:
+                    self.reload_file("it changed")
+                changing = stamp
             try:
                 if await self.store.version() != self.version:
                     await self.refresh()

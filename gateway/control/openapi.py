@@ -14,8 +14,9 @@ import msgspec
 from aiohttp import web
 
 from gateway import __version__
-from gateway.control import regulation_schemas, schemas
+from gateway.control import event_schemas, regulation_schemas, schemas
 from gateway.errors import JSON
+from gateway.ingest.tracking_plan import PlanSettings
 
 Json = dict[str, Any]
 PathItems = dict[str, Json]
@@ -30,6 +31,9 @@ _STRUCTS = (
     schemas.SourceView,
     schemas.NewKeyView,
     *regulation_schemas.STRUCTS,
+    *event_schemas.STRUCTS,
+    schemas.PlanView,
+    PlanSettings,
 )
 _ERROR_SCHEMA: Json = {
     "type": "object",

@@ -14,7 +14,9 @@ from typing import Annotated
 import msgspec
 
 from gateway.ingest.intilery_source import Intilery
+from gateway.ingest.policy import NO_POLICIES, Policies
 from gateway.ingest.sources import CommandersAct, Key, KeyKind, Source, key_digest
+from gateway.ingest.tracking_plan import PlanSettings
 
 SourceId = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 _Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[^/\s]+$")]
@@ -29,6 +31,8 @@ class SourceRecord(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     enabled: bool = True
     createdAt: float
+    policies: Policies = NO_POLICIES
+    """Its policies, `hash_secret` included: the admin API shows it masked."""
 
 
 class KeyRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -63,11 +67,22 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
     brand: str | None = None
 
 
+class PlanRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An API source's tracking plan (`gateway.control.plans_api`)."""
+
+    source: str
+    settings: PlanSettings
+    """The document and its modes (never a `path`)."""
+    updatedAt: float
+
+
 class Records(msgspec.Struct, frozen=True):
     """Everything the admin API made, as read from Redis in one go."""
 
     sources: dict[str, SourceRecord]
     keys: dict[str, KeyRecord]
+    plans: dict[str, PlanRecord] = {}
+    """By source id."""
 
 
 def new_key(kind: KeyKind) -> str:
@@ -104,12 +119,15 @@ def record_key(key: str, source: str, kind: KeyKind, identity: Identity) -> KeyR
     )
 
 
-def as_source(record: SourceRecord, keys: list[KeyRecord]) -> Source:
+def as_source(
+    record: SourceRecord, keys: list[KeyRecord], plan: PlanRecord | None = None
+) -> Source:
     """The table's `Source` for an API source: its Commanders Act site and Intilery account
     come from its keys (every key of a kind names the same one, as the API checks)."""
     site = next((k.siteId for k in keys if k.kind == "commanders_act" and k.siteId), None)
     account = next((k for k in keys if k.kind == "intilery" and k.client and k.account), None)
     return Source(
+        **msgspec.structs.asdict(record.policies),
         id=record.id,
         write_keys=[],
         enabled=record.enabled,
@@ -119,6 +137,7 @@ def as_source(record: SourceRecord, keys: list[KeyRecord]) -> Source:
             if account and account.client and account.account
             else None
         ),
+        tracking_plan=None if plan is None else plan.settings,
     )
 
 

@@ -3,11 +3,12 @@ check the requests and make the OpenAPI document's schemas (`gateway.control.ope
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from gateway.control.records import KeyRecord, SourceId
+from gateway.ingest.policy import Policies
 from gateway.ingest.sources import KeyKind
 
 _Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[^/\s]+$")]
@@ -15,17 +16,18 @@ _Name = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[^/\s]+$")]
 _Site = int | Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class NewSource(msgspec.Struct, forbid_unknown_fields=True):
-    """`POST /v1/sources`."""
+class NewSource(Policies, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """`POST /v1/sources`: its id, and its policies as in the sources file
+    (docs/policies.md)."""
 
     id: SourceId
     enabled: bool = True
 
 
-class SourceChange(msgspec.Struct, forbid_unknown_fields=True):
-    """`PATCH /v1/sources/{id}`."""
+class SourceChange(Policies, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """`PATCH /v1/sources/{id}`: the keys given change, the others stay."""
 
-    enabled: bool
+    enabled: bool | None = None
 
 
 class NewKey(msgspec.Struct, forbid_unknown_fields=True):
@@ -92,6 +94,8 @@ class SourceView(msgspec.Struct, kw_only=True, omit_defaults=True):
     """True for the sources file's: change them in the file."""
     keys: list[KeyView]
     createdAt: float | None = None
+    policies: Policies | None = None
+    """docs/policies.md; `hash_secret` masked."""
 
 
 class SourcesView(msgspec.Struct):
@@ -100,6 +104,24 @@ class SourcesView(msgspec.Struct):
     mode: Literal["open", "sources"]
     """open: no source exists and every writeKey is accepted."""
     sources: list[SourceView]
+
+
+class PlanView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A source's plan as the API shows it."""
+
+    source: str
+    name: str
+    events: int
+    """Track events planned."""
+    digest: str
+    """A fingerprint of the document: tells versions apart."""
+    mode: str
+    unplanned: str
+    modes: dict[str, str]
+    origin: str
+    """file or api."""
+    plan: dict[str, Any]
+    updatedAt: float | None = None
 
 
 def masked(record: KeyRecord) -> KeyView:

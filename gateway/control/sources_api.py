@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway.control.app_keys import LIVE, Routes
 from gateway.control.live import LiveSources
+from gateway.control.policy_records import POLICY_FIELDS, body_keys, changed, shown_policies
 from gateway.control.records import Identity, KeyRecord, SourceRecord, hint, new_key, record_key
 from gateway.control.schemas import (
     KeyView,
@@ -29,6 +30,7 @@ from gateway.control.schemas import (
     shown,
 )
 from gateway.errors import JSON, ApiError, invalid
+from gateway.ingest.policy import NO_POLICIES
 from gateway.ingest.sources import Source
 
 T = TypeVar("T")
@@ -66,7 +68,10 @@ async def create_source(request: web.Request) -> web.Response:
     live = request.app[LIVE]
     if any(s.id == body.id for s in live.file or ()):
         raise _conflict(f"source {body.id!r} exists in the sources file")
-    record = SourceRecord(id=body.id, enabled=body.enabled, createdAt=time.time())
+    policies = changed(NO_POLICIES, body, POLICY_FIELDS)
+    record = SourceRecord(
+        id=body.id, enabled=body.enabled, createdAt=time.time(), policies=policies
+    )
     if not await live.store.create(record):
         raise _conflict(f"source {body.id!r} exists")
     await live.refresh()
@@ -74,14 +79,19 @@ async def create_source(request: web.Request) -> web.Response:
 
 
 async def change_source(request: web.Request) -> web.Response:
-    """`PATCH /v1/sources/{id}`: enable or disable it."""
+    """`PATCH /v1/sources/{id}`: enable or disable it, change the policies named."""
     body = await _body(request, SourceChange)
+    named = body_keys(await request.read())
     live = request.app[LIVE]
     record = await _api_source(live, request.match_info["id"])
-    changed = msgspec.structs.replace(record, enabled=body.enabled)
-    await live.store.put(changed)
+    new = msgspec.structs.replace(
+        record,
+        enabled=record.enabled if body.enabled is None else body.enabled,
+        policies=changed(record.policies, body, named),
+    )
+    await live.store.put(new)
     await live.refresh()
-    return _answer(_api_view(live, changed))
+    return _answer(_api_view(live, new))
 
 
 async def add_key(request: web.Request) -> web.Response:
@@ -156,7 +166,14 @@ def _file_view(source: Source) -> SourceView:
             KeyView(kind="intilery", key=hint(k), client=client, account=account, brand=b)
             for k, b in tokens
         ]
-    return SourceView(id=source.id, enabled=source.enabled, origin="file", readOnly=True, keys=keys)
+    return SourceView(
+        id=source.id,
+        enabled=source.enabled,
+        origin="file",
+        readOnly=True,
+        keys=keys,
+        policies=shown_policies(source),
+    )
 
 
 def _api_view(live: LiveSources, record: SourceRecord) -> SourceView:
@@ -174,6 +191,7 @@ def _api_view(live: LiveSources, record: SourceRecord) -> SourceView:
         readOnly=False,
         keys=keys,
         createdAt=record.createdAt,
+        policies=shown_policies(record.policies),
     )
 
 

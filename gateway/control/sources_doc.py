@@ -43,7 +43,7 @@ def paths() -> PathItems:
             ),
             "patch": operation(
                 "change_source",
-                "Enable or disable a source",
+                "Enable or disable a source, or change its policies (the keys given)",
                 {
                     200: ("The source.", ref(SourceView)),
                     400: _INVALID,

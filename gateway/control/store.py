@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from gateway.constants import CONTROL_SOURCES, CONTROL_VERSION
-from gateway.control.records import KeyRecord, Records, SourceRecord
+from gateway.control.records import KeyRecord, PlanRecord, Records, SourceRecord
 from gateway.store.redis_client import AnyRedis
 
 _WRITE = """
@@ -29,12 +29,15 @@ return redis.call('INCR', KEYS[2])
 _encode = msgspec.json.Encoder().encode
 _source = msgspec.json.Decoder(SourceRecord)
 _key = msgspec.json.Decoder(KeyRecord)
+_plan = msgspec.json.Decoder(PlanRecord)
 
-Record = SourceRecord | KeyRecord
+Record = SourceRecord | KeyRecord | PlanRecord
 
 
 def field(record: Record) -> str:
     """The hash field of `record`."""
+    if isinstance(record, PlanRecord):
+        return "plan:" + record.source
     return ("source:" if isinstance(record, SourceRecord) else "key:") + record.id
 
 
@@ -55,6 +58,7 @@ class Store:
         raw = await self.redis.hgetall(CONTROL_SOURCES)
         sources: dict[str, SourceRecord] = {}
         keys: dict[str, KeyRecord] = {}
+        plans: dict[str, PlanRecord] = {}
         for name, value in raw.items():
             text = name.decode() if isinstance(name, bytes) else name
             kind, _, ident = text.partition(":")
@@ -62,7 +66,9 @@ class Store:
                 sources[ident] = _source.decode(value)
             elif kind == "key":
                 keys[ident] = _key.decode(value)
-        return version, Records(sources, keys)
+            elif kind == "plan":
+                plans[ident] = _plan.decode(value)
+        return version, Records(sources, keys, plans)
 
     async def create(self, record: Record) -> bool:
         """Add `record`; False when one with its id exists."""

@@ -14,6 +14,7 @@ from gateway.store.committer import Committer
 from gateway.store.first_contact import FirstContact
 from gateway.store.ratelimit import RateLimiter
 from gateway.store.redis_client import AnyRedis
+from gateway.store.refusals import Refusals
 from gateway.store.spool import Spool
 from gateway.store.writers import EntryWriter
 
@@ -28,3 +29,5 @@ SPOOL = web.AppKey("spool", Spool)
 FIRST_CONTACT = web.AppKey("first_contact", FirstContact)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 ADDRESS_BUDGET = web.AppKey("address_budget", AddressBudget)
+REFUSALS = web.AppKey("refusals", Refusals)
+"""Refused messages not yet written to Redis (`gateway.store.refusals`)."""

@@ -213,11 +213,20 @@ def _record(
         index=index,
         # A refused caller's events are anyone's: kept short (see `rejected.REFUSED_BODY`).
         max_body=(
-            rejected.REFUSED_BODY
+            0  # a source whose personal data must not be stored as sent: no body at all
+            if _redacts(request, caller)
+            else rejected.REFUSED_BODY
             if caller.refusal is not None
             else request.app[INGEST].settings.max_message_bytes
         ),
     )
+
+
+def _redacts(request: web.Request, caller: Caller) -> bool:
+    if caller.source is None:
+        return False
+    enforcer = request.app[INGEST].sources.enforcers.get(caller.source.id)
+    return enforcer is not None and enforcer.redacts
 
 
 def _describe(request: web.Request, caller: Caller, reason: str) -> str:

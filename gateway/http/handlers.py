@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 from aiohttp import web
 
-from gateway.errors import JSON, invalid_write_key, partial, success, unavailable
-from gateway.http import auth
+from gateway.errors import JSON, ApiError, invalid_write_key, partial, success, unavailable
+from gateway.http import auth, refused, source_limits
 from gateway.http.app_keys import COMMITTER, INGEST, METRICS
 from gateway.http.body import read_body
 from gateway.http.openapi_parts import (
@@ -62,10 +62,18 @@ def arrival_of(request: web.Request) -> Arrival:
         received_at=received_at,
         received_iso=received_iso,
         ip=auth.client_ip(request, settings.trusted_proxies),
-        browser="Origin" in request.headers,
+        browser=(origin := request.headers.get("Origin")) is not None,
+        origin=origin,
         basic_key=auth.basic_username(request),
         query_key=auth.query_key(request),
+        route=_route(request),
     )
+
+
+def _route(request: web.Request) -> str:
+    """The path pattern the request matched (`/v1/track`): no client text in it."""
+    resource = request.match_info.route.resource
+    return "" if resource is None else resource.canonical
 
 
 def check_basic_key(request: web.Request) -> None:
@@ -82,9 +90,11 @@ def check_basic_key(request: web.Request) -> None:
 
 
 async def commit(request: web.Request, entries: Sequence[Entry]) -> None:
-    """Make `entries` durable or answer 503 (all but those a regulation dropped)."""
+    """Make `entries` durable or answer 503 (all but those a regulation dropped); a 429 past
+    a source's rate limit."""
     if request.app[INGEST].suppression.active:
         entries = [entry for entry in entries if entry.stream]  # a regulation dropped the rest
+    entries = await source_limits.admit(request, entries)
     try:
         await request.app[COMMITTER].commit(entries)
     except Unavailable as exc:
@@ -99,7 +109,12 @@ def single(kind: str) -> Handler:
         check_basic_key(request)
         ingest = request.app[INGEST]
         body = await read_body(request, ingest.settings.max_message_bytes, "The message")
-        entry = ingest.single(body, kind, arrival_of(request))
+        arrival = arrival_of(request)
+        try:
+            entry = ingest.single(body, kind, arrival)
+        except ApiError as exc:
+            refused.single(request, body, arrival, exc)
+            raise
         await commit(request, (entry,))
         return success()
 
@@ -112,9 +127,15 @@ async def batch(request: web.Request) -> web.StreamResponse:
     check_basic_key(request)
     ingest = request.app[INGEST]
     body = await read_body(request, ingest.settings.max_batch_bytes, "The batch")
-    entries, errors = ingest.batch(body, arrival_of(request))
+    arrival = arrival_of(request)
+    try:
+        entries, errors = ingest.batch(body, arrival)
+    except ApiError as exc:
+        refused.whole_batch(request, body, arrival, exc)
+        raise
     if errors:
         request.app[METRICS].tally.refused_items(errors)
+        refused.batch(request, body, arrival, errors)
     await commit(request, entries)
     return partial(len(entries), errors) if errors else success()
 

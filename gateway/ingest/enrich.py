@@ -20,12 +20,16 @@ class Arrival:
     """The caller's address (after trusted proxies)."""
     browser: bool = False
     """The request carried an `Origin` header: a browser sent it."""
+    origin: str | None = None
+    """The `Origin` header, as sent (a source's `allowed_origins` checks it)."""
     basic_key: str | None = None
     """The writeKey from HTTP Basic auth."""
     query_key: str | None = None
     """The writeKey from the `writeKey` query parameter."""
     received_iso: str = ""
     """`received_at` in ISO-8601, computed once for every message of the request."""
+    route: str = ""
+    """The route the request matched (`/v1/track`), kept in the messageId index."""
 
     # Not frozen: a frozen dataclass sets each field through `object.__setattr__`, which
     # made this, built once per request, cost twice as much. Nothing changes it after.

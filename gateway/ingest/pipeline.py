@@ -5,7 +5,6 @@ Nothing here speaks HTTP or Redis; the handlers feed it, the committer takes its
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import msgspec
@@ -13,6 +12,7 @@ import msgspec
 from gateway.constants import events_key
 from gateway.errors import INVALID_WRITE_KEY, ApiError, invalid_write_key, too_large
 from gateway.ingest.enrich import Arrival, enrich, merge_batch_defaults
+from gateway.ingest.plan_enforce import PlanCounts
 from gateway.ingest.sources import Source, Sources
 from gateway.ingest.suppression import Suppression, dropped
 from gateway.ingest.validate import (
@@ -28,6 +28,7 @@ from gateway.ingest.validate import (
 )
 from gateway.settings import Settings
 from gateway.store.entry import Entry
+from gateway.store.partitions import partition_of
 
 _encode = msgspec.json.Encoder().encode
 
@@ -46,6 +47,8 @@ class Ingest:
         self.sources = sources
         self.suppression = suppression or Suppression()
         self._streams = [events_key(n) for n in range(settings.partitions)]
+        self.plan_counts = PlanCounts()
+        """What the sources' tracking plans found (`gateway.ingest.plan_upkeep` pushes it)."""
 
     def single(self, body: bytes, kind: str, arrival: Arrival) -> Entry:
         """The entry for the body of a single-message route (the route sets `type`)."""
@@ -67,6 +70,8 @@ class Ingest:
             parse_datetime(envelope.sentAt, "$.sentAt")
         key = arrival.write_key(envelope.writeKey)
         shared = self.source(key) if key or self.sources.open else None
+        if shared is not None and (enforcer := self.sources.enforcers.get(shared.id)):
+            enforcer.admit(arrival.origin)  # the whole request: a plain 400, not 207
         entries: list[Entry] = []
         errors: ItemErrors = []
         for index, raw in enumerate(envelope.batch):
@@ -108,17 +113,32 @@ class Ingest:
     def message(
         self, message: dict[str, Any], kind: str, arrival: Arrival, source: Source, path: str
     ) -> Entry:
-        """Validate and enrich one decoded message of type `kind` into its entry; one
-        without a stream when a regulation drops it."""
+        """Validate and enrich one decoded message of type `kind` into its entry: one without
+        a stream when a regulation drops it, the rejected stream's when the source's tracking
+        plan blocks it."""
+        enforcer = self.sources.enforcers.get(source.id)
+        if enforcer is not None:
+            enforcer.admit(arrival.origin)
         view = validate(message, kind, path)
         if self.suppression.drops(view, kind, arrival, source.id):
             return dropped(view)
         enrich(message, view, kind, arrival)
+        if enforcer is not None:  # after enrich: it may have added the caller's address
+            enforcer.apply(message)
+        # The plan sees the message as it will be stored (policies applied first), so that
+        # a blocked message kept in the rejected stream holds no clear personal field.
+        plan = self.sources.plans.get(source.id)
+        if (
+            plan is not None
+            and (blocked := plan.enforce(message, kind, self.plan_counts)) is not None
+        ):
+            return blocked  # the rejected stream's entry: answered as accepted
         return Entry(
             self._stream_of(view),
             _encode(message),
             source.id,
             message["messageId"],
+            arrival.route,
         )
 
     def source(self, write_key: str | None, item_path: str | None = None) -> Source:
@@ -140,4 +160,4 @@ class Ingest:
         if len(self._streams) == 1:
             return self._streams[0]
         user = view.userId if view.userId not in (None, "") else view.anonymousId
-        return self._streams[zlib.crc32(str(user).encode()) % len(self._streams)]
+        return self._streams[partition_of(user, len(self._streams))]

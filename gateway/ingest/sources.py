@@ -14,6 +14,13 @@ The sources file is TOML::
     [source.consent_settings]      # optional: analytics.js's settings carry these as given
     allCategories = ["Analytics"]  # (so does `[source.plan]`: docs/browser-pixels-webhooks.md)
 
+    [source.tracking_plan]         # optional: Segment's tracking-plan JSON, enforced here
+    path = "plans/web.json"        # relative to this file (docs/tracking-plans.md)
+    mode = "allow"                 # allow | omit | block; unplanned = "allow" | "block"
+
+A source's policies (`ip`, `fields`, `rate_limit`, ...: `gateway.ingest.policy`,
+docs/policies.md) sit in its table too.
+
 With no file the gateway is open: every message is accepted as the source `default`.
 """
 
@@ -30,6 +37,10 @@ import msgspec
 
 from gateway.constants import DEFAULT_SOURCE
 from gateway.ingest.intilery_source import Intilery
+from gateway.ingest.plan_enforce import enforcers as compile_plans
+from gateway.ingest.policy import Policies, PolicyError, RateLimit
+from gateway.ingest.redact import Enforcer
+from gateway.ingest.tracking_plan import PlanError, PlanSettings, read_plan
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
@@ -41,8 +52,8 @@ class CommandersAct(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     source_keys: list[NonEmpty]
 
 
-class Source(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """One configured source."""
+class Source(Policies, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """One configured source, with its policies (`gateway.ingest.policy`)."""
 
     id: NonEmpty
     write_keys: list[NonEmpty]
@@ -57,6 +68,8 @@ class Source(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The tracking plan analytics.js's settings carry, as Segment's (`track.{event}`...)."""
     consent_settings: dict[str, Any] | None = None
     """analytics.js's `consentSettings` (`allCategories`, ...), as given."""
+    tracking_plan: PlanSettings | None = None
+    """The schema of every event, enforced here (docs/tracking-plans.md)."""
 
 
 class _SourcesFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -114,7 +127,12 @@ class Sources:
         self._by_commanders_act_key: dict[bytes, _Grant] = {}
         self._intilery: dict[tuple[str, str], Source] = {}
         self._intilery_tokens: dict[tuple[str, str, bytes], _Grant] = {}
+        self.enforcers: dict[str, Enforcer] = {}
+        """Source id -> its compiled policies, for the sources that have any."""
+        self.limits: dict[str, RateLimit] = {}
+        """Source id -> its rate limit, for the sources that have one."""
         for source in self.configured:
+            self._add_policies(source)
             for key in source.write_keys:
                 self._add(self._by_key, key_digest(key), _Grant(source), "a writeKey")
             for key in source.commanders_act.source_keys if source.commanders_act else ():
@@ -128,6 +146,12 @@ class Sources:
                 self._add_account(source, source.intilery)
         for given in keys:
             self._add_key(by_id[given.source], given)
+        planned = ((s.id, s.tracking_plan) for s in self.configured if s.tracking_plan)
+        try:  # compiled with the table, so that a source and its plan change together
+            self.plans = compile_plans(planned)
+            """The sources' tracking plans, by source id."""
+        except PlanError as exc:
+            raise SourcesError(str(exc)) from None
 
     def _add_key(self, source: Source, key: Key) -> None:
         if key.kind == "write_key":
@@ -138,6 +162,16 @@ class Sources:
             brands = None if key.brand is None else frozenset((key.brand,))
             account = (*source.intilery.account_key, key.digest)
             self._intilery_tokens[account] = _Grant(source, key.expires, brands)
+
+    def _add_policies(self, source: Source) -> None:
+        try:
+            enforcer = Enforcer.of(source)
+        except PolicyError as exc:
+            raise SourcesError(f"source {source.id!r}: {exc}") from None
+        if enforcer is not None:
+            self.enforcers[source.id] = enforcer
+        if source.rate_limit is not None:
+            self.limits[source.id] = source.rate_limit
 
     @staticmethod
     def _add(table: dict[bytes, _Grant], digest: bytes, grant: _Grant, what: str) -> None:
@@ -220,8 +254,22 @@ def read_file(path: Path | None) -> list[Source] | None:
     ids = [s.id for s in parsed.source]
     if len(set(ids)) != len(ids):
         raise SourcesError(f"sources file {path}: a source id is used twice")
-    Sources(parsed.source)  # the same key twice, an account twice: refused here
-    return parsed.source
+    found = [_with_plan(s, path.parent) for s in parsed.source]
+    Sources(found)  # the same key twice, an account twice: refused here
+    return found
+
+
+def _with_plan(source: Source, base: Path) -> Source:
+    """`source` with its tracking plan's document read (its path is relative to `base`)."""
+    settings = source.tracking_plan
+    if settings is None or settings.path is None:
+        return source
+    try:
+        document = read_plan(base / settings.path)
+    except PlanError as exc:
+        raise SourcesError(f"source {source.id!r}: {exc}") from None
+    plan = msgspec.structs.replace(settings, plan=document)
+    return msgspec.structs.replace(source, tracking_plan=plan)
 
 
 def _expired(grant: _Grant) -> bool:

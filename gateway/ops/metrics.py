@@ -71,6 +71,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.policy_drops = Counter(
+            "gateway_messages_policy_dropped",
+            "Messages answered 200 but not stored, by source and policy (rate_limit).",
+            ["source", "policy"],
+            registry=r,
+        )
         self.latency = BulkHistogram(
             "gateway_enqueue_seconds",
             "Seconds from handing a request's messages to the committer until durable.",
@@ -131,6 +137,10 @@ class Metrics:
             dropped, tally.dropped = tally.dropped, {}
             for reason, count in dropped.items():
                 self.dropped.labels(reason).inc(count)
+        if tally.policy_drops:
+            drops, tally.policy_drops = tally.policy_drops, {}
+            for (source, policy), count in drops.items():
+                self.policy_drops.labels(source, policy).inc(count)
         if tally.redis_errors:
             errors, tally.redis_errors = tally.redis_errors, {}
             for kind, count in errors.items():

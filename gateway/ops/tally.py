@@ -63,6 +63,8 @@ class Tally:
         self.rejected: dict[str, int] = {}
         """The `reason` label (an `errors.Code`) -> messages refused."""
         self.redis_errors: dict[str, int] = {}
+        self.policy_drops: dict[tuple[str, str], int] = {}
+        """(source, policy) -> messages answered 200 but not stored (`over_limit = "drop"`)."""
         self.sdk_metrics = 0
         """Usage-metric series analytics.js posted to `/v1/m`."""
         self.dropped: dict[str, int] = {}
@@ -98,6 +100,11 @@ class Tally:
         """One message a regulation dropped, for `reason`."""
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
+    def policy_drop(self, source: str, policy: str, messages: int) -> None:
+        """`messages` of `source` dropped, answered 200, by `policy`."""
+        key = (source, policy)
+        self.policy_drops[key] = self.policy_drops.get(key, 0) + messages
+
     def redis_error(self, exc: BaseException) -> None:
         """A Redis operation that failed with `exc`."""
         kind = _error_kind(exc)
@@ -105,6 +112,9 @@ class Tally:
 
 
 def _error_kind(exc: BaseException) -> str:
+    kind = getattr(exc, "metric_kind", None)  # an error that names its own kind
+    if isinstance(kind, str):
+        return kind
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, ResponseError):

@@ -15,6 +15,18 @@ async def cancel(task: asyncio.Task[Any]) -> None:
         await task
 
 
+def raise_if_cancelled() -> None:
+    """Raise `CancelledError` if this task is being cancelled.
+
+    For a loop around a client library: a cancellation that reaches redis-py inside its own
+    timeout can be swallowed (the call returns, or raises a `TimeoutError`), and the loop
+    would go on to its next sleep as if nothing had been asked.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @contextlib.asynccontextmanager
 async def running(coro: Coroutine[Any, Any, Any]) -> AsyncIterator[None]:
     """Run `coro` as a task while inside the block; cancel it and wait for it on the way out."""

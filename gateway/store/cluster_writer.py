@@ -8,7 +8,9 @@ dedupe script and pipelining as one Redis) to its master, all parts at once.
 A part that comes back redirected (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`) or whose
 connection failed is sent again after the slot map is learned anew, a few times; then the
 error reaches the committer, which spools the batch. Sending a part again is safe: the
-dedupe script skips the entries that were added the first time.
+dedupe script skips the entries that were added the first time. A part whose replicas did
+not confirm it in time (`--wait-replicas`, `ReplicasBehind`) is not sent again: its master
+has it, and waiting once more would outlast the flush's timeout; the committer spools it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from redis.exceptions import ResponseError
 
 from gateway.store.entry import Entry
 from gateway.store.node_writer import NodeWriter
+from gateway.store.replicas import ReplicaWait
 from gateway.store.resp import RespConnection, RespError, command
 
 log = logging.getLogger(__name__)
@@ -39,13 +42,16 @@ _REDIRECTS = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
 class ClusterWriter:
     """Adds entries to their streams on a Redis Cluster; the interface of `NodeWriter`."""
 
-    def __init__(self, url: str, window: int, connect_timeout: float) -> None:
+    def __init__(
+        self, url: str, window: int, connect_timeout: float, wait: ReplicaWait | None = None
+    ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise ValueError(f"a Redis Cluster is reached over TCP: {url!r}")
         self._seed = url
         self._window = window
         self._connect_timeout = connect_timeout
+        self._wait = wait
         self._owners: list[str] = []
         """The address (`host:port`) of the master of each slot; empty until learned."""
         self._slots: dict[str, int] = {}
@@ -123,7 +129,8 @@ class ClusterWriter:
     def _writer(self, node: str) -> NodeWriter:
         writer = self._writers.get(node)
         if writer is None:
-            writer = NodeWriter(self._node_url(node), self._window, self._connect_timeout)
+            url = self._node_url(node)
+            writer = NodeWriter(url, self._window, self._connect_timeout, self._wait)
             self._writers[node] = writer
         return writer
 

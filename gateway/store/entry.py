@@ -12,3 +12,5 @@ class Entry(NamedTuple):
     data: bytes
     source: str
     message_id: str
+    route: str = ""
+    """The route it came by (`/v1/track`), kept in the messageId index; "" if not known."""

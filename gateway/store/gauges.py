@@ -3,6 +3,10 @@
 - the spool on disk, per slot under `<data-dir>/spool/` (a dead process's included);
 - from Redis: each partition's length, and per consumer group and partition its lag
   (entries not yet delivered), pending entries and consumers, and its dead letters.
+  It flags a partition a group does not read (`gateway_group_missing_partition`) and
+  counts each group's live consumers (read within a minute); and what trimming removed
+  (`gateway_retention_trimmed_total`, from `gateway:retention:counts`). The partitions are
+  those asked for plus every one a gateway recorded (`gateway.store.partitions`).
   Lag is a fact about Redis, not about a process: reading it at scrape time means it is
   reported even while every worker of a group is down, which is when it matters.
 
@@ -17,13 +21,18 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from redis.exceptions import RedisClusterException, RedisError
 
-from gateway.constants import dead_letter_key
+from gateway.constants import dead_letter_key, events_key
 from gateway.ops.text import as_text
+from gateway.store import partitions as registry
+from gateway.store import retention
 from gateway.store.redis_client import AnyRedis
 from gateway.store.spool import SUFFIX
+
+LIVE_WITHIN_MS = 60_000
+"""A consumer that read (or tried to) within this many milliseconds is live."""
 
 REDIS_TIMEOUT = 1.0
 """Seconds a scrape waits for Redis before it answers without the Redis gauges."""
@@ -76,6 +85,10 @@ async def _read_redis(redis: AnyRedis, streams: Sequence[str], only: str | None)
     # Not `gateway.worker.status.collect`: it SCANs the keyspace for dead-letter streams,
     # which with millions of keys is too slow for a scrape. The groups found on the
     # partitions name their dead-letter streams instead.
+    found = await registry.recorded(redis)
+    if found is not None:
+        streams = [*streams, *(events_key(n) for n in range(found.highest))]
+        streams = list(dict.fromkeys(streams))
     pipe = redis.pipeline(transaction=False)
     for stream in streams:
         pipe.xlen(stream)
@@ -99,7 +112,13 @@ async def _read_redis(redis: AnyRedis, streams: Sequence[str], only: str | None)
         "Consumers of a group on a partition.",
         labels=["group", "stream"],
     )
+    live = GaugeMetricFamily(
+        "gateway_group_live_consumers",
+        "Consumers of a group on a partition that read within the last minute.",
+        labels=["group", "stream"],
+    )
     groups: set[str] = set()
+    read: set[tuple[str, str]] = set()
     for index, stream in enumerate(streams):
         count, infos = replies[2 * index], replies[2 * index + 1]
         if isinstance(count, Exception):
@@ -110,11 +129,29 @@ async def _read_redis(redis: AnyRedis, streams: Sequence[str], only: str | None)
             if only is not None and name != only:
                 continue
             groups.add(name)
+            read.add((name, stream))
             labels = [name, stream]
             if info.get("lag") is not None:  # Redis cannot tell after deletions
                 lag.add_metric(labels, int(info["lag"]))
             pending.add_metric(labels, int(info["pending"]))
             consumers.add_metric(labels, int(info["consumers"]))
+    missing = GaugeMetricFamily(
+        "gateway_group_missing_partition",
+        "1 for a partition stream a consumer group does not read (no worker created it there).",
+        labels=["group", "stream"],
+    )
+    for name in sorted(groups):
+        for stream in streams:
+            if (name, stream) not in read:
+                missing.add_metric([name, stream], 1)
+    if read:
+        pipe = redis.pipeline(transaction=False)
+        pairs = sorted(read)
+        for name, stream in pairs:
+            pipe.xinfo_consumers(stream, name)
+        for (name, stream), found_consumers in zip(pairs, await pipe.execute(), strict=True):
+            count = sum(1 for c in found_consumers if int(c["idle"]) < LIVE_WITHIN_MS)
+            live.add_metric([name, stream], count)
     dead = GaugeMetricFamily(
         "gateway_dead_letters", "Messages in a group's dead-letter stream.", labels=["group"]
     )
@@ -125,7 +162,16 @@ async def _read_redis(redis: AnyRedis, streams: Sequence[str], only: str | None)
             pipe.xlen(dead_letter_key(name))
         for name, count in zip(names, await pipe.execute(), strict=True):
             dead.add_metric([name], int(count))
-    return [length, lag, pending, consumers, dead]
+    trimmed = CounterMetricFamily(
+        "gateway_retention_trimmed",
+        "Stream entries trimmed: reason acked (every group had acknowledged them) or "
+        "expired (past --retention-max-age, read or not).",
+        labels=["reason"],
+    )
+    counted = await retention.counts(redis)
+    trimmed.add_metric(["acked"], counted.acked)
+    trimmed.add_metric(["expired"], counted.expired)
+    return [length, lag, pending, consumers, live, missing, dead, trimmed]
 
 
 def _entries(directory: Path) -> list[os.DirEntry[str]]:

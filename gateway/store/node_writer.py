@@ -2,8 +2,9 @@
 
 It talks to Redis over one lean pipelined connection (`gateway.store.resp`), and adds
 entries through the dedupe script (`gateway.store.dedupe_script`), so an entry written
-twice (a client's retry, a replay) lands once. On a Redis Cluster, `ClusterWriter` sends
-each master its part through one of these.
+twice (a client's retry, a replay) lands once. With `--wait-replicas`, the pipeline ends
+with a `WAIT` for the replicas (`gateway.store.replicas`). On a Redis Cluster,
+`ClusterWriter` sends each master its part through one of these.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from redis.exceptions import ResponseError
 from gateway.store import dedupe_script, lua
 from gateway.store.dedupe_script import DEDUPE, bucket_seconds
 from gateway.store.entry import Entry
+from gateway.store.replicas import ReplicaWait
 from gateway.store.resp import RespConnection
 
 
@@ -28,8 +30,11 @@ class NodeWriter:
     connection at once.
     """
 
-    def __init__(self, url: str, window: int, connect_timeout: float) -> None:
+    def __init__(
+        self, url: str, window: int, connect_timeout: float, wait: ReplicaWait | None = None
+    ) -> None:
         self._url = url
+        self._wait = wait
         self._window = b"%d" % window
         self._span = b"%d" % bucket_seconds(window)
         self._connect_timeout = connect_timeout
@@ -44,25 +49,48 @@ class NodeWriter:
 
         The awaitable raises `ResponseError` when Redis refuses a part, `OSError` when the
         connection fails; parts may have been added then, and writing all of it again adds
-        none of them twice.
+        none of them twice. With a `ReplicaWait`, it raises `ReplicasBehind` when the
+        replicas did not confirm them in time (Redis has them).
         """
         calls = dedupe_script.calls(entries, self._window, self._span)
+        if self._wait is not None:
+            calls.append(self._wait.command)  # its reply is the pipeline's last
         connection = self._open_connection()
         if connection is None:
-            return self._added(calls, self._run(calls))  # connects first
+            return self._added(entries, calls, self._run(calls))  # connects first
         sent = connection.send(b"".join(calls), len(calls))
-        return self._added(calls, connection.replies(sent))
+        return self._added(entries, calls, connection.replies(sent))
 
-    async def _added(self, calls: list[bytes], replies: Awaitable[list[Any]]) -> int:
+    async def _added(
+        self, entries: Sequence[Entry], calls: list[bytes], replies: Awaitable[list[Any]]
+    ) -> int:
         results = await replies
+        wait = self._wait
+        waited = results.pop() if wait is not None else None
+        rerun = False
         # Looked for here first: no coroutine per flush for what is rare.
         if any(lua.forgotten(result) for result in results):
             # Other errors stay: a cluster node may own some of the slots and not others.
             results = await lua.rerun_forgotten(calls, results, self._load_and_run)
+            rerun = True
         for result in results:
             if isinstance(result, hiredis.ReplyError):
                 raise ResponseError(str(result))
-        return sum(int(result) for result in results)
+        added = sum(int(result) for result in results)
+        if wait is not None:
+            wait.check(waited)  # behind on this connection's own writes: no need to look on
+            if rerun or added < len(entries):
+                # The wait did not cover the rerun's writes, or the duplicates' writes were
+                # another connection's: wait again, behind a write of this one.
+                wait.check(await self._wait_again(wait, entries[0].stream))
+        return added
+
+    async def _wait_again(self, wait: ReplicaWait, stream: str) -> Any:
+        """The reply of a `WAIT` behind a write of this connection to `stream`'s slot."""
+        marked, waited = await self._run([wait.mark(stream), wait.command])
+        if isinstance(marked, hiredis.ReplyError):
+            raise ResponseError(str(marked))
+        return waited
 
     async def close(self) -> None:
         """Close the connection."""

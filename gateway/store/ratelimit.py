@@ -1,14 +1,15 @@
 """Rate limits shared by every gateway process: a token bucket per caller, kept in Redis.
 
 A Lua script refills a caller's bucket by the time elapsed on the Redis server's clock,
-takes the tokens asked for if there are that many, and says how long to wait for the
-next one. The bucket lives in Redis, so `--workers` processes and several gateway hosts
-share one limit, and only the server's clock is read, so the hosts' clocks need not
-agree. An idle bucket expires once it would be full again.
+gives each check the tokens it asks for if there are that many (all or none), and says
+what is left, so a refused check knows how long to wait. The bucket lives in Redis, so
+`--workers` processes and several gateway hosts share one limit, and only the server's
+clock is read, so the hosts' clocks need not agree. An idle bucket expires once it would
+be full again.
 
 Checks are grouped like commits (see `gateway.store.committer`): the requests that arrive in
-one turn of the event loop share one write to Redis, one script call per caller asking
-for as many tokens as that caller has requests (on one node or a cluster, see
+one turn of the event loop share one write to Redis, one script call per caller listing
+the tokens each of that caller's checks wants (on one node or a cluster, see
 `gateway.store.ratelimit_script`). Under load that is far fewer script calls than requests.
 
 When Redis does not answer, the gateway still accepts messages (they go to the spool), so
@@ -60,13 +61,14 @@ def bucket_key(name: str) -> str:
 
 
 class _Waiting:
-    """The checks of one caller waiting for the next flush."""
+    """The checks of one caller waiting for the next flush, and the tokens each wants."""
 
-    __slots__ = ("futures", "limit")
+    __slots__ = ("counts", "futures", "limit")
 
     def __init__(self, limit: Limit) -> None:
         self.limit = limit
         self.futures: list[asyncio.Future[Decision]] = []
+        self.counts: list[int] = []
 
 
 class RateLimiter:
@@ -88,8 +90,10 @@ class RateLimiter:
         self.fallbacks = 0
         """Decisions taken locally because Redis did not answer."""
 
-    async def check(self, name: str, limit: Limit) -> Decision:
-        """Take one token from `name`'s bucket, or say how long until there is one."""
+    async def check(self, name: str, limit: Limit, count: int = 1) -> Decision:
+        """Take `count` tokens (at most the burst) from `name`'s bucket, all or none, or say
+        how long until there is one."""
+        count = min(count, limit.burst)
         if time.monotonic() >= self._down_until:
             future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
             key = bucket_key(name).encode()
@@ -100,6 +104,7 @@ class RateLimiter:
                 # The first check of a flush sets the limit: a caller has one limit.
                 waiting = self._pending[key] = _Waiting(limit)
             waiting.futures.append(future)
+            waiting.counts.append(count)
             try:
                 decision = await future
             except Exception as exc:  # Redis failed or timed out: never fail the request
@@ -111,7 +116,7 @@ class RateLimiter:
                     self._local.clear()
                 return decision
         self.fallbacks += 1
-        return self._local_check(name, limit)
+        return self._local_check(name, limit, count)
 
     async def close(self) -> None:
         """Wait for the flushes in flight, then close the connections."""
@@ -132,8 +137,8 @@ class RateLimiter:
             async with asyncio.timeout(self._timeout):
                 replies = await self._run(pending)
             decisions = [
-                (waiting, int(granted), Decision(False, _seconds(wait_ms / 1000)))
-                for waiting, (granted, wait_ms) in zip(pending.values(), replies, strict=True)
+                (waiting, int(reply[0]) / 1000, reply[1:])
+                for waiting, reply in zip(pending.values(), replies, strict=True)
             ]
         except Exception as exc:  # every waiter must hear of it, whatever it was
             for waiting in pending.values():
@@ -146,10 +151,17 @@ class RateLimiter:
                 for future in waiting.futures:
                     future.cancel()
             raise
-        for waiting, granted, refused in decisions:
-            for index, future in enumerate(waiting.futures):
+        for waiting, left, granted in decisions:
+            rate = waiting.limit.rate
+            for future, count, allowed in zip(
+                waiting.futures, waiting.counts, granted, strict=True
+            ):
                 if not future.done():
-                    future.set_result(Decision(True) if index < granted else refused)
+                    future.set_result(
+                        Decision(True)
+                        if allowed
+                        else Decision(False, _seconds((count - left) / rate))
+                    )
 
     async def _run(self, pending: dict[bytes, _Waiting]) -> list[Any]:
         calls: list[Call] = [
@@ -157,7 +169,7 @@ class RateLimiter:
                 key,
                 repr(float(waiting.limit.rate)).encode(),
                 b"%d" % waiting.limit.burst,
-                b"%d" % len(waiting.futures),
+                *(b"%d" % count for count in waiting.counts),
             )
             for key, waiting in pending.items()
         ]
@@ -180,7 +192,7 @@ class RateLimiter:
             )
         self._down_until = time.monotonic() + PROBE_INTERVAL
 
-    def _local_check(self, name: str, limit: Limit) -> Decision:
+    def _local_check(self, name: str, limit: Limit, count: int = 1) -> Decision:
         # The same bucket as the script's, with this process's share of the limit.
         rate = limit.rate / self._processes
         burst = max(1.0, limit.burst / self._processes)
@@ -192,8 +204,9 @@ class RateLimiter:
             bucket = self._local[name] = [burst, now]
         tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
         bucket[1] = now
-        if tokens >= 1:
-            bucket[0] = tokens - 1
+        count = min(count, int(burst))
+        if tokens >= count:
+            bucket[0] = tokens - count
             return Decision(True)
         bucket[0] = tokens
         return Decision(False, _seconds((1 - tokens) / rate))

@@ -20,8 +20,9 @@ from gateway.store.resp import RespConnection, RespError, command
 
 SCRIPT = """
 -- KEYS[1]: the caller's bucket, a hash {tokens, at}; ARGV[1]: tokens per second;
--- ARGV[2]: the bucket's size (the burst); ARGV[3]: tokens wanted.
--- Returns {tokens granted, ms until one more token} (0 ms when all were granted).
+-- ARGV[2]: the bucket's size (the burst); ARGV[3..]: the tokens each check wants, in order.
+-- Each check gets all it wants or nothing (none are spent on a check that is refused).
+-- Returns {thousandths of a token left, 1 or 0 per check: granted}.
 if redis.replicate_commands then redis.replicate_commands() end  -- TIME, Redis < 5
 -- A bucket is worth nothing after a restart or failover (it starts full again): keeping
 -- its writes out of the AOF and replication spares an fsync per call on a server that
@@ -29,7 +30,6 @@ if redis.replicate_commands then redis.replicate_commands() end  -- TIME, Redis 
 redis.set_repl(redis.REPL_NONE)
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local want = tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -38,24 +38,30 @@ local at = tonumber(state[2]) or now
 if now > at then
   tokens = math.min(burst, tokens + (now - at) * rate / 1000)
 end
-local granted = math.min(want, math.floor(tokens))
-tokens = tokens - granted
-local wait = 0
-if granted < want then
-  wait = math.ceil((1 - tokens) * 1000 / rate)
+local reply = {0}
+for i = 3, #ARGV do
+  local want = tonumber(ARGV[i])
+  if want <= tokens then
+    tokens = tokens - want
+    reply[#reply + 1] = 1
+  else
+    reply[#reply + 1] = 0
+  end
 end
+reply[1] = math.floor(tokens * 1000)
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return {granted, wait}
+return reply
 """
 RATE_LIMIT = lua.Script(SCRIPT)
 
-Call = tuple[bytes, bytes, bytes, bytes]
-"""One script call: the bucket's key, the rate, the burst, the tokens wanted."""
+Call = tuple[bytes, ...]
+"""One script call: the bucket's key, the rate, the burst, the tokens each check wants."""
 
 
 class ScriptRunner(Protocol):
-    """Runs script calls; `{granted, wait_ms}` per call, in order, or raises."""
+    """Runs script calls; `{milli-tokens left, granted per check...}` per call, in order, or
+    raises."""
 
     async def run(self, calls: list[Call]) -> list[Any]:
         """The replies of `calls`; `OSError` (or `RespError`) when Redis failed."""

@@ -52,13 +52,15 @@ def entry(
     site_id: str | None,
     index: int | None,
     max_body: int,
+    violations: list[dict[str, Any]] | None = None,
 ) -> Entry:
     """The stream entry of one rejected event; `body` is its JSON as the client sent it.
 
     A body longer than `max_body` (a malformed batch envelope, or any event of a refused
     caller past `REFUSED_BODY`) is kept as its first `max_body` bytes of text, with
     `truncated` set to its length, to bound what one entry holds. The entry has no
-    messageId: the store keeps no dedupe state for it.
+    messageId: the store keeps no dedupe state for it. `violations`: a message blocked by
+    its source's tracking plan, what it broke (a bounded list).
     """
     record: dict[str, Any] = {
         "reason": _cut(reason),
@@ -74,6 +76,8 @@ def entry(
     else:
         record["body"] = _excerpt(body, max_body)
         record["truncated"] = len(body)
+    if violations is not None:
+        record["violations"] = violations
     return Entry(REJECTED_STREAM, _encode(record), _cut(source) or "", "")
 
 

@@ -16,6 +16,7 @@ from gateway.store import redis_url
 from gateway.store.cluster_writer import ClusterWriter
 from gateway.store.entry import Entry
 from gateway.store.node_writer import NodeWriter
+from gateway.store.replicas import ReplicaWait
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +38,18 @@ class EntryWriter(Protocol):
         ...
 
 
-def make_writer(url: str, cluster: bool, window: int, timeout: float) -> EntryWriter:
-    """The writer for a node (`cluster` False) or a cluster at `url` (without `+cluster`)."""
+def make_writer(
+    url: str, cluster: bool, window: int, timeout: float, wait: ReplicaWait | None = None
+) -> EntryWriter:
+    """The writer for a node (`cluster` False) or a cluster at `url` (without `+cluster`);
+    with `wait`, a write counts once that many replicas of each master confirmed it."""
     if cluster:
-        return ClusterWriter(url, window, timeout)
-    return NodeWriter(url, window, timeout)
+        return ClusterWriter(url, window, timeout, wait)
+    return NodeWriter(url, window, timeout, wait)
 
 
 async def open_writer(
-    url: str, window: int, connect_timeout: float
+    url: str, window: int, connect_timeout: float, wait: ReplicaWait | None = None
 ) -> tuple[EntryWriter, bool | None]:
     """The writer for `--redis-url` `url`, and whether it is a cluster (None: not known yet)."""
     target = redis_url.parse(url)
@@ -59,17 +63,20 @@ async def open_writer(
                 target.url,
                 exc,
             )
-            return DetectingWriter(target.url, window, connect_timeout), None
-    return make_writer(target.url, cluster, window, connect_timeout), cluster
+            return DetectingWriter(target.url, window, connect_timeout, wait), None
+    return make_writer(target.url, cluster, window, connect_timeout, wait), cluster
 
 
 class DetectingWriter:
     """Asks the server whether it is a cluster on the first write that reaches it."""
 
-    def __init__(self, url: str, window: int, timeout: float) -> None:
+    def __init__(
+        self, url: str, window: int, timeout: float, wait: ReplicaWait | None = None
+    ) -> None:
         self._url = url
         self._window = window
         self._timeout = timeout
+        self._wait = wait
         self._writer: EntryWriter | None = None
         self._deciding = asyncio.Lock()
 
@@ -81,7 +88,9 @@ class DetectingWriter:
                 if self._writer is None:
                     cluster = await redis_url.is_cluster(self._url, self._timeout)
                     log.info("%s is %s", self._url, "a cluster" if cluster else "one node")
-                    self._writer = make_writer(self._url, cluster, self._window, self._timeout)
+                    self._writer = make_writer(
+                        self._url, cluster, self._window, self._timeout, self._wait
+                    )
                 writer = self._writer
         return await writer.write(entries)
 

@@ -23,11 +23,18 @@ from gateway.constants import all_events_keys
 from gateway.ops import flags, logs
 from gateway.ops.flags import SettingsError
 from gateway.settings import Common
-from gateway.worker import config, run, tail
+from gateway.store.retention import Retention
+from gateway.worker import config, replay, run, tail
 from gateway.worker.connection import NoRedisError, resolve_url
 from gateway.worker.destinations import BUILTINS, Destination
 from gateway.worker.options import ConsumerOptions
-from gateway.worker.settings import DeliverySettings, GroupSettings, WorkerSettings
+from gateway.worker.settings import (
+    DeliverySettings,
+    DestinationSettings,
+    GroupSettings,
+    ReplaySettings,
+    WorkerSettings,
+)
 
 S = TypeVar("S", bound=Common)
 
@@ -38,6 +45,7 @@ _FLAGS = {"url": "--url", "headers": "--header", "write_key": "--write-key",
 _KIND_OPTIONS = {
     "http": {"url", "headers", "write_key", "timeout", "retries"},
     "file": {"path", "max_bytes"},
+    "archive": {"path", "max_bytes"},
     "stdout": set(),
 }
 
@@ -48,6 +56,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _add_status(commands)
     _add_tail(commands)
     _add_dead_letters(commands)
+    _add_replay(commands)
 
 
 def _destination_options(parser: argparse.ArgumentParser) -> None:
@@ -67,8 +76,14 @@ def _destination_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--retries", type=int, help="http: in-place retries of 5xx/429/network errors (default 3)"
     )
-    group.add_argument("--path", type=Path, help="file: the directory of the NDJSON files")
-    group.add_argument("--max-bytes", type=int, help="file: rotate at this size (default 100 MB)")
+    group.add_argument(
+        "--path", type=Path, help="file, archive: the directory of the (gzip) NDJSON files"
+    )
+    group.add_argument(
+        "--max-bytes",
+        type=int,
+        help="file, archive: rotate at this size (default 100 MB; archive: 64 MB)",
+    )
 
 
 def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -138,6 +153,20 @@ def _add_dead_letters(commands: argparse._SubParsersAction[argparse.ArgumentPars
     again.set_defaults(handler=functools.partial(_guarded, DeliverySettings, _redrive))
 
 
+def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "replay",
+        help="send archived messages again: to a destination, or into the streams",
+        description="Read an archive (gateway worker --destination archive) in time order, "
+        "the messages of --source received from --since to --until, and send them to one "
+        "destination (its flags as for the worker), the destinations of --config, or back "
+        "into the streams (--to-streams). Run the same command again to resume.",
+    )
+    flags.add_flags(parser, ReplaySettings)
+    _destination_options(parser)
+    parser.set_defaults(handler=functools.partial(_guarded, ReplaySettings, _replay))
+
+
 def _guarded(
     kind: type[S], command: Callable[[S, argparse.Namespace], int], args: argparse.Namespace
 ) -> int:
@@ -175,7 +204,20 @@ def _worker(settings: WorkerSettings, args: argparse.Namespace) -> int:
     address = (
         None if settings.metrics_port is None else (settings.metrics_host, settings.metrics_port)
     )
-    return run.run(lambda: run.worker(url, settings.partitions, destinations, options, address))
+    retention = Retention(settings.retention_acked, settings.retention_max_age)
+    return run.run(
+        lambda: run.worker(url, settings.partitions, destinations, options, address, retention)
+    )
+
+
+def _replay(settings: ReplaySettings, args: argparse.Namespace) -> int:
+    if settings.to_streams:
+        if _single_options(args):
+            raise config.ConfigError("--to-streams takes no destination options")
+        url = resolve_url(settings.redis_url, settings.data_dir)
+        return run.run(lambda: replay.command(settings, [], url))
+    destinations = _destinations(settings, args)
+    return run.run(lambda: replay.command(settings, destinations, None))
 
 
 def _status(settings: Common, args: argparse.Namespace) -> int:
@@ -206,7 +248,7 @@ def _redrive(settings: DeliverySettings, args: argparse.Namespace) -> int:
     )
 
 
-def _destinations(settings: DeliverySettings, args: argparse.Namespace) -> list[Destination]:
+def _destinations(settings: DestinationSettings, args: argparse.Namespace) -> list[Destination]:
     given = _single_options(args)
     if settings.worker_config is not None:
         if given or settings.destination_name:

@@ -4,9 +4,10 @@ The file has one `[[destination]]` table per destination:
 
     [[destination]]
     name = "Mixpanel"            # what `integrations` keys refer to; unique
-    kind = "http"                # http, file, stdout, or "package.module:Class"
+    kind = "http"                # http, file, stdout, archive, or "package.module:Class"
     url = "https://collector.example/v1/batch"
     headers = { Authorization = "Basic ..." }
+    consent = ["advertising"]    # optional: categories a message must grant (consent.py)
 
 Every other key is an option of that kind's constructor.
 """
@@ -19,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.worker import consent
 from gateway.worker.destinations import BUILTINS, Destination
 
 
@@ -58,7 +60,9 @@ def build_all(tables: Sequence[Mapping[str, Any]], where: str = "config") -> lis
             raise ConfigError(f"{at}: the name {name!r} is used twice")
         seen.add(name)
         if not isinstance(kind, str) or not kind:
-            raise ConfigError(f"{at} ({name}): needs a kind (http, file, stdout or module:Class)")
+            raise ConfigError(
+                f"{at} ({name}): needs a kind (http, file, stdout, archive or module:Class)"
+            )
         destinations.append(build(kind, name, options, at=f"{at} ({name})"))
     return destinations
 
@@ -67,10 +71,14 @@ def build(kind: str, name: str, options: Mapping[str, Any], at: str = "") -> Des
     """One destination of `kind` (a built-in or `module:Class`) called `name`."""
     at = at or f"destination {name}"
     cls = destination_class(kind, at)
+    options = dict(options)
     try:
-        return cls(name, **options)
+        required = consent.categories(options.pop("consent", []))
+        destination = cls(name, **options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{at}: {exc}") from None
+    destination.consent = required
+    return destination
 
 
 def destination_class(kind: str, at: str = "destination") -> type[Destination]:

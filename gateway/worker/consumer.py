@@ -5,7 +5,8 @@ batch that failed and waits for its retry) with `XAUTOCLAIM`, counting each one'
 deliveries; else read new entries with a blocking `XREADGROUP` over every partition (one
 read per partition on a cluster: `gateway.worker.cluster_reads`); hand them over in batches
 to `gateway.worker.outcomes`, which delivers, acknowledges, leaves for a retry or
-dead-letters, while the batch in hand is kept from looking idle.
+dead-letters, while the batch in hand is kept from looking idle. Partitions a gateway
+records while it runs are added to what it reads (`gateway.worker.partitions`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gateway.worker.dispatch import Dispatcher
 from gateway.worker.message import Message
 from gateway.worker.options import ConsumerOptions, Stats
 from gateway.worker.outcomes import UNREADABLE
+from gateway.worker.partitions import PartitionWatch
 
 log = logging.getLogger("gateway.worker")
 
@@ -47,7 +49,10 @@ class Consumer:
         self.redis = redis
         self.options = options
         self.dispatcher = dispatcher
-        self.stats = Stats()
+        self.stats = Stats(withheld=dispatcher.withheld)
+        self.streams = list(options.streams)
+        """What it reads: grows when a gateway records more partitions."""
+        self._watch = PartitionWatch(redis, self.streams)
         self._last_reclaim = float("-inf")
         self._reclaim_cursor = dict.fromkeys(options.streams, "0-0")
         self._partition_reads = (
@@ -72,6 +77,7 @@ class Consumer:
                 if await self._step() is None:
                     break
             except (RedisError, RedisClusterException, OSError) as exc:
+                tasks.raise_if_cancelled()  # a cancel redis-py turned into a TimeoutError
                 log.warning(
                     "worker: Redis error (%s); trying again in 1s",
                     exc,
@@ -93,12 +99,12 @@ class Consumer:
             await self._leave()
         return self.stats
 
-    async def create_groups(self) -> None:
+    async def create_groups(self, streams: Sequence[str] | None = None) -> None:
         """Create the group on every stream (and the stream) where it is missing.
 
         From id 0: whatever was enqueued before the first worker started is delivered too.
         """
-        for stream in self.options.streams:
+        for stream in self.streams if streams is None else streams:
             try:
                 await self.redis.xgroup_create(stream, self.options.group, id="0", mkstream=True)
                 log.info("worker: created group %s on %s", self.options.group, stream)
@@ -108,6 +114,11 @@ class Consumer:
 
     async def _step(self) -> bool | None:
         """One read or reclaim and its delivery; None when a burst run is done."""
+        new = await self._watch.new_streams()
+        if new:
+            await self.create_groups(new)
+            self.streams.extend(new)
+            self._reclaim_cursor.update(dict.fromkeys(new, "0-0"))
         messages: list[Message] = []
         if time.monotonic() - self._last_reclaim >= self._reclaim_every():
             messages = await self._reclaim()
@@ -127,7 +138,7 @@ class Consumer:
         idle_ms = max(1, int(self.options.reclaim_idle * 1000))
         claimed: list[tuple[str, Entry]] = []
         full = False
-        for stream in self.options.streams:
+        for stream in self.streams:
             want = self.options.batch_size - len(claimed)
             if want <= 0:
                 full = True
@@ -174,13 +185,13 @@ class Consumer:
     async def _read(self) -> list[Message]:
         reads = self._partition_reads
         if reads is not None:
-            streams = self.options.streams
+            streams = tuple(self.streams)
             got = await (reads.drain(streams) if self.options.burst else reads.next(streams))
             return [_message(stream, entry, 1) for stream, entries in got for entry in entries]
         reply: Any = await self.redis.xreadgroup(
             self.options.group,
             self.options.consumer,
-            dict.fromkeys(self.options.streams, ">"),
+            dict.fromkeys(self.streams, ">"),
             count=self.options.batch_size,
             block=self._block_ms(),
         )
@@ -192,7 +203,7 @@ class Consumer:
 
     async def _pending(self) -> int:
         pipe = self.redis.pipeline(transaction=False)
-        for stream in self.options.streams:
+        for stream in self.streams:
             pipe.xpending(stream, self.options.group)
         return sum(int(summary["pending"]) for summary in await pipe.execute())
 
@@ -241,12 +252,12 @@ class Consumer:
     async def _leave(self) -> None:
         """Remove this consumer from the group if it holds nothing (no clutter)."""
         pipe = self.redis.pipeline(transaction=False)
-        for stream in self.options.streams:
+        for stream in self.streams:
             pipe.xpending_range(stream, self.options.group, "-", "+", 1, self.options.consumer)
         if any(await pipe.execute()):
             return
         pipe = self.redis.pipeline(transaction=False)
-        for stream in self.options.streams:
+        for stream in self.streams:
             pipe.xgroup_delconsumer(stream, self.options.group, self.options.consumer)
         await pipe.execute()
 

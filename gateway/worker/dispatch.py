@@ -13,6 +13,7 @@ import collections
 import logging
 from collections.abc import Collection, Mapping, Sequence
 
+from gateway.worker.consent import denied
 from gateway.worker.destinations import Destination, Failure, Result
 from gateway.worker.message import Message
 from gateway.worker.routing import reaches
@@ -36,6 +37,8 @@ class Dispatcher:
         self._accepted: collections.OrderedDict[tuple[str, str], set[str]] = (
             collections.OrderedDict()
         )
+        self.withheld: dict[tuple[str, str], int] = {}
+        """(destination, category) -> messages not sent there for want of consent."""
 
     @property
     def names(self) -> list[str]:
@@ -44,7 +47,15 @@ class Dispatcher:
 
     def targets(self, message: Message) -> list[str]:
         """The names of the destinations `message` routes to."""
-        return [d.name for d in self.destinations if reaches(message.body, d.name)]
+        return [
+            d.name
+            for d in self.destinations
+            if reaches(message.body, d.name) and denied(message.body, d.consent) is None
+        ]
+
+    def sends(self, message: Message) -> list[str]:
+        """The names of the destinations `deliver` would send `message` to now."""
+        return [d.name for d in self.destinations if self._wanted(message, d, None, count=False)]
 
     async def deliver(
         self,
@@ -59,9 +70,7 @@ class Dispatcher:
         plans: list[tuple[Destination, list[int]]] = []
         for destination in self.destinations:
             indexes = [
-                i
-                for i, message in enumerate(messages)
-                if self._wanted(message, destination.name, only)
+                i for i, message in enumerate(messages) if self._wanted(message, destination, only)
             ]
             if indexes:
                 plans.append((destination, indexes))
@@ -98,14 +107,24 @@ class Dispatcher:
     def _wanted(
         self,
         message: Message,
-        name: str,
+        destination: Destination,
         only: Mapping[tuple[str, str], Collection[str]] | None,
+        count: bool = True,
     ) -> bool:
+        name = destination.name
         if only is not None and name not in only.get(message.key, ()):
             return False
         if name in self._accepted.get(message.key, ()):
             return False
-        return reaches(message.body, name)
+        if not reaches(message.body, name):
+            return False
+        category = denied(message.body, destination.consent)
+        if category is None:
+            return True
+        if count and message.attempt == 1 and only is None:  # once, not at every retry
+            key = (name, category)
+            self.withheld[key] = self.withheld.get(key, 0) + 1
+        return False
 
     def _remember(self, key: tuple[str, str], name: str) -> None:
         self._accepted.setdefault(key, set()).add(name)

@@ -45,6 +45,16 @@ class StatsCollector(Collector):
             family = CounterMetricFamily(f"gateway_worker_{name}", documentation, labels=["group"])
             family.add_metric([self._group], getattr(self._stats, _FIELDS.get(name, name)))
             yield family
+        if not self._stats.withheld:  # only workers with consent-requiring destinations
+            return
+        withheld = CounterMetricFamily(
+            "gateway_worker_withheld",
+            "Messages not sent to a destination for want of a consent category.",
+            labels=["group", "destination", "category"],
+        )
+        for (destination, category), count in list(self._stats.withheld.items()):
+            withheld.add_metric([self._group, destination, category], count)
+        yield withheld
 
 
 def app(stats: Stats, group: str, redis: AnyRedis, streams: Sequence[str]) -> web.Application:

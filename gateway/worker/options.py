@@ -42,6 +42,9 @@ class Stats:
     """Deliveries that failed and were left pending for a retry."""
     dead: int = 0
     reclaimed: int = 0
+    withheld: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """(destination, category) -> messages not sent there for want of consent (the
+    dispatcher's count, shared)."""
 
     def line(self) -> str:
         """One log line."""

@@ -6,7 +6,8 @@ stays pending: the consumer reclaims it after `reclaim_idle`, and Redis's delive
 its attempt, so the count survives crashes. After `max_attempts`, or at once when a
 destination says retrying cannot help, it goes to the group's dead-letter stream; so does
 an entry handed out more often than that (workers died delivering it), unsent, and one
-whose data is not a JSON object.
+whose data is not a JSON object. What became of the batch is counted for the admin API
+(`gateway.worker.ledger`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 from typing import Any
 
 from gateway.store.redis_client import AnyRedis
-from gateway.worker import deadletters
+from gateway.worker import deadletters, ledger
 from gateway.worker.deadletters import DeadLetter
 from gateway.worker.dispatch import Dispatcher, Outcome
 from gateway.worker.message import Message
@@ -53,6 +54,7 @@ async def deliver(
             letters.append(_letter(message, "not a JSON object", [], message.attempt))
         else:
             sendable.append(message)
+    sends = [dispatcher.sends(message) for message in sendable]
     outcomes = await dispatcher.deliver(sendable) if sendable else []
     delivered: list[Message] = []
     retrying: dict[str, list[Message]] = {}
@@ -92,6 +94,8 @@ async def deliver(
             },
         )
     await deadletters.bury(redis, options.group, letters)
+    sent = list(zip(sendable, sends, outcomes, strict=True))
+    await ledger.record(redis, options.group, sent, retrying, letters)
     stats.delivered += len(delivered)
     stats.dead += len(letters)
     stats.batches += 1

@@ -14,15 +14,17 @@ from typing import TypeVar
 import msgspec
 from redis.exceptions import RedisClusterException, RedisError
 
+from gateway.ops import tasks
 from gateway.ops.tasks import running
 from gateway.store.redis_client import AnyRedis
+from gateway.store.retention import Retention, Trimmer
 from gateway.worker import deadletters, metrics, redrive, status
 from gateway.worker.connection import connect
 from gateway.worker.consumer import Consumer
 from gateway.worker.destinations import Destination
 from gateway.worker.dispatch import Dispatcher
 from gateway.worker.options import ConsumerOptions
-from gateway.worker.partitions import partition_streams
+from gateway.worker.partitions import partition_streams, say_if_different
 from gateway.worker.regulation_jobs import RegulationJobs
 
 log = logging.getLogger("gateway.worker")
@@ -46,10 +48,12 @@ async def worker(
     destinations: Sequence[Destination],
     options: ConsumerOptions,
     metrics_address: tuple[str, int] | None = None,
+    retention: Retention | None = None,
 ) -> int:
     """`gateway worker`: deliver until SIGTERM/SIGINT (or drained, in burst mode).
 
-    With `metrics_address` (host, port), `/metrics` is served there while it runs.
+    With `metrics_address` (host, port), `/metrics` is served there while it runs. With
+    `retention`, it takes its turn at trimming the streams (`gateway.store.retention`).
     """
     dispatcher = Dispatcher(destinations)
     redis: AnyRedis | None = None
@@ -77,6 +81,9 @@ async def worker(
             return 0
         redis, streams = found
         options = dataclasses.replace(options, streams=streams)
+        await say_if_different(redis, partitions, list(streams))
+        for destination in destinations:
+            destination.bind(options.consumer)
         log.info(
             "worker: consumer %s of group %s on %d partition(s): %s; destinations: %s; "
             "batches of %d, retry after %gs idle, dead letter after %d attempts%s",
@@ -93,10 +100,16 @@ async def worker(
         )
         consumer = Consumer(redis, options, dispatcher)
         async with contextlib.AsyncExitStack() as stack:
+            if retention is not None and not options.burst:
+                owner = f"worker-{options.group}-{options.consumer}"
+                trimmer = Trimmer(redis, retention, partitions, owner)
+                await stack.enter_async_context(tasks.running(trimmer.run()))
             if metrics_address is not None:
                 host, port = metrics_address
                 await stack.enter_async_context(
-                    metrics.serving(host, port, consumer.stats, options.group, redis, streams)
+                    metrics.serving(
+                        host, port, consumer.stats, options.group, redis, consumer.streams
+                    )
                 )
                 log.info(
                     "worker: metrics on http://%s:%d/metrics",

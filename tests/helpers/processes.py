@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+from gateway.ops.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 """The worktree: subprocesses import its `gateway`."""
@@ -76,3 +80,26 @@ async def wait_for_line(process: asyncio.subprocess.Process, text: str, limit: f
 def kill(process: asyncio.subprocess.Process) -> None:
     """SIGKILL, as a crash would."""
     process.send_signal(signal.SIGKILL)
+
+
+@contextlib.asynccontextmanager
+async def serving(redis_url: str, data_dir: Path, *args: str) -> AsyncIterator[str]:
+    """`gateway serve --workers 1 ARGS` on free ports; yields its base URL once it answers.
+
+    Its log is read all along (a full pipe would stop it), and it is stopped on the way out.
+    """
+    port = free_port()
+    process = await start("serve", "--workers", "1", "--redis-url", redis_url, "--port",
+                          str(port), "--admin-port", str(free_port()), "--data-dir",
+                          str(data_dir), *args)  # fmt: skip
+    drained: asyncio.Task[bytes] | None = None
+    try:
+        await wait_for_line(process, "listening on")
+        assert process.stderr is not None
+        drained = asyncio.create_task(process.stderr.read())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+        if drained is not None:
+            await drained

@@ -56,12 +56,20 @@ class Destination(abc.ABC):
     kind: ClassVar[str] = ""
     """The name of the built-in (`http`, `file`, `stdout`); empty for your own classes."""
 
+    consent: tuple[str, ...] = ()
+    """The consent categories a message must grant to be sent here (`consent = [...]` in
+    its table; `gateway.worker.consent`)."""
+
     def __init__(self, name: str) -> None:
         self.name = name
 
     @abc.abstractmethod
     async def send(self, batch: Sequence[Message]) -> Result:
         """Deliver `batch`; an exception counts as a retryable failure of the whole batch."""
+
+    def bind(self, consumer: str) -> None:  # noqa: B027 - optional hook
+        """Told the worker's consumer name before the first `send` (the archive names its
+        files after it)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most destinations need none
         """Release what the destination holds (connections, files)."""

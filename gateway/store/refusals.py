@@ -1,0 +1,127 @@
+"""Refused messages whose messageId could be read, and why: what the admin API's event
+lookup answers for a message that was never accepted.
+
+A refusal costs no Redis round trip of its own: each process notes it in memory (`note`,
+at most `BUFFER` between two writes; more are counted in `dropped` and left out) and writes
+what it noted once a second, in one pipeline (`Refusals.run`), to the stream
+`gateway:refused`, trimmed as it goes to about `MAXLEN` entries (`XADD MAXLEN ~`). Anyone
+may send refused messages, so what they cost Redis is bounded: every field is cut to
+`MAX_FIELD` characters, so the stream holds at most about `MAXLEN` entries of under 500
+bytes whoever sends them; a flood of refusals pushes older ones out sooner, nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from gateway.constants import REFUSED_STREAM
+from gateway.store.redis_client import AnyRedis
+
+log = logging.getLogger(__name__)
+
+MAXLEN = 10_000
+"""About how many refusals the stream keeps (the newest), all processes together."""
+BUFFER = 1_000
+"""Refusals a process holds between two writes; past it, they are dropped (and counted)."""
+MAX_FIELD = 200
+"""Characters kept of each field (the messageId and the reason come from the client)."""
+EVERY = 1.0
+"""Seconds between two writes."""
+PAGE = 1_000
+"""Entries read per call while looking one up."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refusal:
+    """One refused message."""
+
+    message_id: str
+    reason: str
+    route: str
+    source: str
+    at: str
+    """When it was refused (ISO-8601)."""
+
+    def fields(self) -> dict[str, str]:
+        """The stream entry's fields."""
+        return {
+            "messageId": self.message_id,
+            "reason": self.reason,
+            "route": self.route,
+            "source": self.source,
+            "at": self.at,
+        }
+
+
+class Refusals:
+    """This process's refusals not yet written, and the task that writes them."""
+
+    def __init__(self) -> None:
+        # (messageId, reason, route, source, at), as noted: cut when written, off the
+        # request's path.
+        self._pending: collections.deque[tuple[str, str, str, str, str]] = collections.deque()
+        self.dropped = 0
+        """Refusals left out because the buffer was full (since the start)."""
+
+    def note(self, message_id: object, reason: str, route: str, at: str, source: str = "") -> None:
+        """Keep a refusal for the next write; nothing when `message_id` is not a string.
+        `at` is when the request arrived (ISO-8601)."""
+        if not isinstance(message_id, str) or not message_id:
+            return
+        if len(self._pending) >= BUFFER:
+            self.dropped += 1
+            return
+        self._pending.append((message_id, reason, route, source, at))
+
+    async def write(self, redis: AnyRedis) -> None:
+        """Write what was noted, in one pipeline; kept for the next try if Redis fails."""
+        if not self._pending:
+            return
+        batch = list(self._pending)
+        self._pending.clear()
+        pipe = redis.pipeline(transaction=False)
+        for noted in batch:
+            fields = Refusal(*(_cut(text) for text in noted)).fields()
+            pipe.xadd(REFUSED_STREAM, fields, maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.debug("could not write %d refusals (%s); trying again", len(batch), exc)
+            room = BUFFER - len(self._pending)
+            self._pending.extendleft(reversed(batch[:room]))
+
+    async def run(self, redis: AnyRedis) -> None:
+        """Write every `EVERY` seconds until cancelled, then once more."""
+        try:
+            while True:
+                await asyncio.sleep(EVERY)
+                await self.write(redis)
+        finally:
+            await self.write(redis)
+
+
+async def find(redis: AnyRedis, message_id: str) -> Refusal | None:
+    """The newest refusal of `message_id` still in the stream, read newest first."""
+    wanted = message_id.encode()
+    end = "+"
+    while True:
+        entries: Any = await redis.xrevrange(REFUSED_STREAM, max=end, min="-", count=PAGE)
+        for _, fields in entries:
+            if fields.get(b"messageId") == wanted:
+                return Refusal(
+                    message_id,
+                    *(fields.get(k, b"").decode() for k in (b"reason", b"route", b"source", b"at")),
+                )
+        if len(entries) < PAGE:
+            return None
+        end = f"({entries[-1][0].decode()}"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_FIELD else text[:MAX_FIELD] + "…"
