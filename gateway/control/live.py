@@ -14,7 +14,6 @@ refused with one log line; the last good table stays in force.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -27,6 +26,7 @@ from redis.exceptions import RedisError
 from gateway.control.records import KeyRecord, Records, as_key, as_source
 from gateway.control.store import Store
 from gateway.ingest.sources import Source, Sources, SourcesError, read_file
+from gateway.ops import tasks
 
 log = logging.getLogger("gateway")
 
@@ -88,9 +88,7 @@ class LiveSources:
     async def stop(self) -> None:
         """Stop polling."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await tasks.cancel(self._task)
 
     async def refresh(self) -> None:
         """Read the records again and swap the table (after a change through this process's

@@ -9,13 +9,13 @@ every process within about `POLL` seconds plus the read; the hot path never asks
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from redis.exceptions import RedisError
 
 from gateway.control.live import POLL
 from gateway.ingest.suppression import Suppression, Table
+from gateway.ops import tasks
 from gateway.store.regulations import RegulationStore
 
 log = logging.getLogger("gateway")
@@ -41,9 +41,7 @@ class LiveSuppression:
     async def stop(self) -> None:
         """Stop polling."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await tasks.cancel(self._task)
 
     async def refresh(self) -> None:
         """Read the subjects and swap the table (after this process's own change, so that

@@ -7,10 +7,20 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
+RECANCEL_AFTER = 1.0
+"""Seconds a cancelled task may take before it is cancelled again."""
+
 
 async def cancel(task: asyncio.Task[Any]) -> None:
-    """Cancel `task` and wait until it has finished."""
-    task.cancel()
+    """Cancel `task` and wait until it has finished.
+
+    A task that swallowed the cancellation (a client library turned it into a timeout, see
+    `raise_if_cancelled`) is cancelled again until it ends, so a shutdown never waits on a
+    background loop that went on to its next sleep.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait((task,), timeout=RECANCEL_AFTER)
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
