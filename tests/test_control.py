@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from gateway.control import token
-from gateway.control.live import POLL, LiveSources
+from gateway.control.live import LiveSources
+from gateway.control.polled import POLL
 from gateway.ingest.sources import Source, Sources
 from gateway.settings import Settings, SettingsError
 from tests.helpers.gateway import ADMIN_TOKEN, MakeClient, admin_of

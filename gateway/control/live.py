@@ -13,7 +13,6 @@ refused with one log line; the last good table stays in force.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -21,16 +20,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from redis.exceptions import RedisError
-
+from gateway.control.polled import Polled
 from gateway.control.records import KeyRecord, Records, as_key, as_source
 from gateway.control.store import Store
 from gateway.ingest.sources import Source, Sources, SourcesError, read_file
-from gateway.ops import tasks
 
 log = logging.getLogger("gateway")
 
-POLL = 0.25
 """Seconds between two checks: a change is in force everywhere within about this, plus
 the time to read the records when the counter moved."""
 
@@ -53,10 +49,14 @@ def build(file: list[Source] | None, records: Records, now: float) -> Sources:
     return Sources([*(file or ()), *api], [as_key(k) for s in api for k in keys[s.id]])
 
 
-class LiveSources:
+class LiveSources(Polled):
     """The current table, the records and file it was built from, and the task that polls."""
 
+    what = "the admin API's sources"
+    event = "sources_unreachable"
+
     def __init__(self, path: Path | None, initial: Sources) -> None:
+        super().__init__()
         self.path = path
         self.table = initial
         self.file: list[Source] | None = None if initial.open else list(initial.configured)
@@ -66,8 +66,7 @@ class LiveSources:
         """Called with each new table (the app puts it where the handlers read it)."""
         self._stamp = _stat(path)
         self._store: Store | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._redis_ok = True
+        self._changing: _Stamp = None
 
     @property
     def store(self) -> Store:
@@ -79,16 +78,19 @@ class LiveSources:
         """Read the admin API's records (within `within` seconds), then poll in the
         background."""
         self._store = store
-        try:
-            await asyncio.wait_for(self.refresh(), within)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._unreachable(exc)
-        self._task = asyncio.create_task(self._poll(), name="sources-poll")
+        await self.start_polling(within)
 
-    async def stop(self) -> None:
-        """Stop polling."""
-        if self._task is not None:
-            await tasks.cancel(self._task)
+    async def changed(self) -> bool:
+        return await self.store.version() != self.version
+
+    def tick(self) -> None:
+        stamp = _stat(self.path)
+        if self.path is not None and stamp != self._stamp:
+            # Read it once it has stopped changing for a poll: an editor or a script that
+            # truncates, then writes, must not be caught halfway.
+            if stamp == self._changing:
+                self.reload_file("it changed")
+            self._changing = stamp
 
     async def refresh(self) -> None:
         """Read the records again and swap the table (after a change through this process's
@@ -139,35 +141,6 @@ class LiveSources:
         for listener in self.listeners:
             listener(table)
         return True
-
-    async def _poll(self) -> None:
-        changing: _Stamp = None
-        while True:
-            await asyncio.sleep(POLL)
-            stamp = _stat(self.path)
-            if self.path is not None and stamp != self._stamp:
-                # Read it once it has stopped changing for a poll: an editor or a script
-                # that truncates, then writes, must not be caught halfway.
-                if stamp == changing:
-                    self.reload_file("it changed")
-                changing = stamp
-            try:
-                if await self.store.version() != self.version:
-                    await self.refresh()
-            except (RedisError, OSError, TimeoutError) as exc:
-                self._unreachable(exc)
-            else:
-                self._redis_ok = True
-
-    def _unreachable(self, exc: BaseException) -> None:
-        if self._redis_ok:  # once per outage, not every poll
-            log.warning(
-                "gateway: cannot read the admin API's sources from Redis (%s); the sources "
-                "in force stay",
-                exc or type(exc).__name__,
-                extra={"event": "sources_unreachable"},
-            )
-        self._redis_ok = False
 
 
 def _stat(path: Path | None) -> _Stamp:

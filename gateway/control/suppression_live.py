@@ -8,40 +8,32 @@ every process within about `POLL` seconds plus the read; the hot path never asks
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from redis.exceptions import RedisError
-
-from gateway.control.live import POLL
+from gateway.control.polled import Polled
 from gateway.ingest.suppression import Suppression, Table
-from gateway.ops import tasks
 from gateway.store.regulations import RegulationStore
 
 log = logging.getLogger("gateway")
 
 
-class LiveSuppression:
+class LiveSuppression(Polled):
     """Keeps `suppression.table` at the stored version."""
 
+    what = "the suppressed subjects"
+    event = "suppression_unreachable"
+
     def __init__(self, suppression: Suppression, store: RegulationStore) -> None:
+        super().__init__()
         self.suppression = suppression
         self.store = store
-        self._task: asyncio.Task[None] | None = None
-        self._redis_ok = True
 
     async def start(self, within: float) -> None:
         """Read the subjects (within `within` seconds), then poll in the background."""
-        try:
-            await asyncio.wait_for(self.refresh(), within)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._unreachable(exc)
-        self._task = asyncio.create_task(self._poll(), name="suppression-poll")
+        await self.start_polling(within)
 
-    async def stop(self) -> None:
-        """Stop polling."""
-        if self._task is not None:
-            await tasks.cancel(self._task)
+    async def changed(self) -> bool:
+        return await self.store.version() != self.suppression.table.version
 
     async def refresh(self) -> None:
         """Read the subjects and swap the table (after this process's own change, so that
@@ -56,23 +48,3 @@ class LiveSuppression:
             table.no_track.size,
             table.nbytes,
         )
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(POLL)
-            try:
-                if await self.store.version() != self.suppression.table.version:
-                    await self.refresh()
-            except (RedisError, OSError, TimeoutError) as exc:
-                self._unreachable(exc)
-            else:
-                self._redis_ok = True
-
-    def _unreachable(self, exc: BaseException) -> None:
-        if self._redis_ok:  # once per outage, not every poll
-            log.warning(
-                "gateway: cannot read the suppressed subjects from Redis (%s); those in force stay",
-                exc or type(exc).__name__,
-                extra={"event": "suppression_unreachable"},
-            )
-        self._redis_ok = False
