@@ -12,8 +12,11 @@ from typing import Any
 from aiohttp import web
 
 from gateway.constants import all_events_keys
-from gateway.control import listener
-from gateway.control.app_keys import ACCESS_TTL, LIVE, LOOKUP, SUPPRESSION
+from gateway.control import inspector_api, listener
+from gateway.control.app_keys import ACCESS_TTL, LIVE, LOOKUP, SUPPRESSION, TAIL
+from gateway.control.app_keys import COMMITTER as INSPECTOR_COMMITTER
+from gateway.control.app_keys import INGEST as INSPECTOR_INGEST
+from gateway.control.inspector_tail import Tail
 from gateway.control.live import LiveSources
 from gateway.control.lookup import Lookup
 from gateway.control.store import Store
@@ -120,6 +123,10 @@ def create_admin_app(public: web.Application) -> web.Application:
     admin[LOOKUP] = Lookup(
         public[REDIS], all_events_keys(settings.partitions), settings.dedupe_window
     )
+    admin[TAIL] = Tail(public[REDIS], [*all_events_keys(settings.partitions), *Tail.OTHERS])
+    admin[INSPECTOR_INGEST] = public[INGEST]
+    admin[INSPECTOR_COMMITTER] = public[COMMITTER]
+    admin.on_shutdown.append(inspector_api.shutdown)
     return admin
 
 
@@ -225,7 +232,13 @@ async def _replayer(app: web.Application) -> AsyncIterator[None]:
 
 async def _committer(app: web.Application) -> AsyncIterator[None]:
     """The group commit in front of Redis and the spool (see `gateway.store.committer`)."""
-    committer = Committer(app[WRITER], app[SPOOL], app[SETTINGS].redis_timeout, app[METRICS].tally)
+    committer = Committer(
+        app[WRITER],
+        app[SPOOL],
+        app[SETTINGS].redis_timeout,
+        app[METRICS].tally,
+        ring=app[INGEST].ring,
+    )
     app[COMMITTER] = committer
     try:
         yield
@@ -252,8 +265,12 @@ async def _limiter(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _refusals(app: web.Application) -> AsyncIterator[None]:
-    """Refused messages written to Redis once a second (see `gateway.store.refusals`)."""
-    async with tasks.running(app[REFUSALS].run(app[REDIS])):
+    """Refused messages written to Redis once a second (see `gateway.store.refusals`), and
+    the live inspector's ring while a page is open (`gateway.store.inspector_ring`)."""
+    async with (
+        tasks.running(app[REFUSALS].run(app[REDIS])),
+        tasks.running(app[INGEST].ring.run(app[REDIS])),
+    ):
         yield
 
 

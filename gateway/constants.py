@@ -18,6 +18,15 @@ EVENT_INDEX_PREFIX = "gateway:where"
 `<entry id> <route> <source>`, written with the dedupe sets (`gateway.store.event_index`)."""
 REFUSED_STREAM = "gateway:refused"
 """Messages refused with a readable messageId, and why (bounded; `gateway.store.refusals`)."""
+INSPECT_STREAM = "gateway:inspect"
+"""What the live inspector shows that nothing else records (duplicates, suppressed,
+throttled, spooled), written only while a page is open (bounded; `gateway.store.inspector_ring`)."""
+INSPECT_WATCHING = "gateway:inspect:watching"
+"""Set, with a short TTL, while an inspector page is open: every process notes outcomes then."""
+REDRIVE_PREFIX = "gateway:redrive"
+"""`gateway:redrive:{group}`: a re-drive of the group's dead letters asked for from the
+inspector, taken by a worker of the group; `...:done` its last report
+(`gateway.worker.redrive_requests`)."""
 DELIVERIES_PREFIX = "gateway:deliveries"
 """What workers did per minute: hashes `gateway:deliveries:<minute>` of counts per group,
 source, destination and outcome; and `gateway:deliveries:retrying:{group}`, the last error
@@ -76,6 +85,11 @@ def dead_letter_key(group: str) -> str:
 def all_events_keys(partitions: int) -> list[str]:
     """The stream keys of every partition, in order."""
     return [events_key(n) for n in range(partitions)]
+
+
+def redrive_key(group: str) -> str:
+    """Where a re-drive of `group`'s dead letters is asked for (`REDRIVE_PREFIX`)."""
+    return f"{REDRIVE_PREFIX}:{{{group}}}"
 
 
 def hash_tag(key: str) -> str:

@@ -250,14 +250,22 @@ async def test_refusals_in_redis_are_bounded(redis: Redis) -> None:
     noted = refusals.Refusals()
     for n in range(refusals.BUFFER + 5):
         noted.note(f"m-{n}" + "x" * 1_000, "why" * 1_000, "/v1/track", "2026-12-02T00:00:00Z")
-    noted.note(
-        42, "not a string", "/v1/track", "2026-12-02T00:00:00Z"
-    )  # no messageId to read: nothing noted
-    assert noted.dropped == 5
+    # No messageId to read: kept for the live inspector, bounded alike (here the buffer is full).
+    noted.note(42, "not a string", "/v1/track", "2026-12-02T00:00:00Z")
+    assert noted.dropped == 6
     await noted.write(redis)
     rows = await read_stream(redis, "gateway:refused")
     assert len(rows) == refusals.BUFFER
     assert all(len(v) <= 4 * refusals.MAX_FIELD for _, f in rows for v in f.values())
+
+
+async def test_a_refusal_without_a_message_id_is_kept_and_never_found(redis: Redis) -> None:
+    noted = refusals.Refusals()
+    noted.note(None, "Invalid writeKey", "/v1/track", "2026-12-02T00:00:00Z")
+    await noted.write(redis)
+    [(_, fields)] = await read_stream(redis, "gateway:refused")
+    assert (fields[b"messageId"], fields[b"reason"]) == (b"", b"Invalid writeKey")
+    assert await refusals.find(redis, "") is None
 
 
 async def test_gateway_event_prints_a_summary_and_json(

@@ -6,9 +6,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway.control.inspector_tail import Tail
 from gateway.control.live import LiveSources
 from gateway.control.lookup import Lookup
 from gateway.control.suppression_live import LiveSuppression
+from gateway.ingest.pipeline import Ingest
+from gateway.store.committer import Committer
 
 LIVE = web.AppKey("live", LiveSources)
 """This process's sources table and the admin API's records (`gateway.control.live`)."""
@@ -20,6 +23,11 @@ ACCESS_TTL = web.AppKey("access_ttl", float)
 """Seconds an ACCESS regulation's zip stays downloadable (`--access-ttl`)."""
 LOOKUP = web.AppKey("lookup", Lookup)
 """Redis and the streams, for `/v1/events` and `/v1/deliveries` (`gateway.control.lookup`)."""
+TAIL = web.AppKey("inspector_tail", Tail)
+"""The live inspector's reader of the streams (`gateway.control.inspector_tail`)."""
+INGEST = web.AppKey("inspector_ingest", Ingest)
+COMMITTER = web.AppKey("inspector_committer", Committer)
+"""The public app's, for the inspector's test event: it goes the way a real one does."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Routes = dict[str, dict[str, Handler]]

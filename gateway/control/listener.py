@@ -7,7 +7,6 @@ path items). To add admin routes: write a module with both, add its `Family` to
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -16,6 +15,8 @@ from aiohttp import web
 from gateway.control import (
     events_api,
     events_doc,
+    inspector_api,
+    inspector_doc,
     openapi,
     plans_api,
     plans_doc,
@@ -37,14 +38,8 @@ class Family(NamedTuple):
     paths: Callable[[], PathItems]
 
 
-def _home_routes() -> Routes:
-    return {"/": {"GET": home}}
-
-
 def _home_paths() -> PathItems:
-    text = {"type": "string"}
     return {
-        "/": {"get": operation("home", "A page of links, for a browser", {200: ("HTML.", text)})},
         "/openapi.json": {
             "get": operation("openapi", "This document", {200: ("The document.", {})})
         },
@@ -69,7 +64,8 @@ def _metrics_paths() -> PathItems:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family(_home_routes, _home_paths),
+    Family(dict, _home_paths),
+    Family(inspector_api.routes, inspector_doc.paths),
     Family(sources_api.routes, sources_doc.paths),
     Family(regulations_api.routes, regulations_doc.paths),
     Family(events_api.routes, events_doc.paths),
@@ -95,23 +91,3 @@ def create(token: str, live: LiveSources, extra: Iterable[Family] = ()) -> web.A
         for method, handle in methods.items():
             app.router.add_route(method, path, handle)
     return app
-
-
-async def home(request: web.Request) -> web.Response:
-    """`GET /`: where to go from the printed URL."""
-    links = {
-        "/v1/sources": "sources and keys (JSON)",
-        "/v1/regulations": "regulations: suppress, delete, access (JSON)",
-        "/v1/deliveries": "deliveries per minute, the last hour (JSON)",
-        "/openapi.json": "the admin API (OpenAPI)",
-        "/metrics": "Prometheus metrics",
-    }
-    items = "".join(
-        f'<li><a href="{html.escape(p)}">{html.escape(p)}</a>: {html.escape(t)}</li>'
-        for p, t in links.items()
-    )
-    page = (
-        "<!doctype html><meta charset=utf-8><title>Gateway admin</title>"
-        f"<h1>Gateway admin</h1><ul>{items}</ul><p>See docs/admin.md.</p>"
-    )
-    return web.Response(text=page, content_type="text/html")

@@ -86,7 +86,9 @@ def check_basic_key(request: web.Request) -> None:
     """
     key = auth.basic_username(request)
     if key is not None and request.app[INGEST].sources.resolve(key) is None:
-        raise invalid_write_key()
+        error = invalid_write_key()
+        refused.request_refused(request, error)
+        raise error
 
 
 async def commit(request: web.Request, entries: Sequence[Entry]) -> None:

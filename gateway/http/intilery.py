@@ -16,7 +16,7 @@ from aiohttp import web
 
 from gateway.dialects import intilery as mapping
 from gateway.errors import JSON, ApiError, invalid, too_large
-from gateway.http import handlers
+from gateway.http import handlers, refused
 from gateway.http.app_keys import INGEST, LIMITER, METRICS
 from gateway.http.body import read_body
 from gateway.http.handlers import Routes
@@ -65,6 +65,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return await _handle(request)
     except ApiError as exc:
         request.app[METRICS].tally.refused(exc)  # answered here, not by gateway.http.observe
+        if exc.status != 503:  # not refused: Redis and the spool were away
+            refused.request_refused(request, exc)
         return error_response(exc)
 
 

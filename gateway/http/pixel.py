@@ -20,7 +20,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.errors import ApiError, bad_request, invalid, too_large
-from gateway.http import handlers
+from gateway.http import handlers, refused
 from gateway.http.app_keys import INGEST, METRICS
 from gateway.http.handlers import Handler, Routes
 from gateway.http.openapi_parts import (
@@ -90,6 +90,7 @@ class Pixels:
         # per distinct text would grow without bound.
         self.rejected[f"{error.status} {error.error}"] += 1
         request.app[METRICS].tally.refused(error)
+        refused.request_refused(request, error)
         # The path only: the query string may hold the writeKey. The details may quote
         # a value of the message: only at debug. Anyone can send refused pixels: at most a
         # line every few seconds.

@@ -1,5 +1,7 @@
-"""Refused messages noted for the admin API's event lookup (`gateway.store.refusals`):
-the messageId of each refused message whose body could be read, and the answer's reason.
+"""Refused messages noted for the admin API's event lookup and the live inspector
+(`gateway.store.refusals`): the messageId (and the fields the inspector shows) of each
+refused message whose body could be read, and the answer's reason; a request refused
+before its body was read, with its route and reason only.
 
 Only on a refusal: the body is decoded again for its messageIds, which an accepted request
 never pays for.
@@ -16,10 +18,8 @@ from aiohttp import web
 from gateway.errors import ApiError
 from gateway.http.app_keys import REFUSALS
 from gateway.ingest.enrich import Arrival
-
-
-class _Ids(msgspec.Struct):
-    messageId: object = None
+from gateway.ops import timestamps
+from gateway.store.inspector_ring import Summary
 
 
 class _Batch(msgspec.Struct):
@@ -29,7 +29,7 @@ class _Batch(msgspec.Struct):
 _UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 """A body that is not JSON, not an object, or nested past what msgspec decodes (the depth
 limit refused it): no messageId to read."""
-_ids = msgspec.json.Decoder(_Ids).decode
+_summary = msgspec.json.Decoder(Summary).decode
 _batch = msgspec.json.Decoder(_Batch).decode
 
 
@@ -40,10 +40,21 @@ def reason(error: ApiError) -> str:
 
 def single(request: web.Request, body: bytes, arrival: Arrival, error: ApiError) -> None:
     """Note the refused message of a single-message route."""
-    refusals = request.app[REFUSALS]
+    shown = Summary()
     with contextlib.suppress(*_UNREADABLE):  # no messageId to read
-        message_id = _ids(body).messageId
-        refusals.note(message_id, reason(error), arrival.route, arrival.received_iso)
+        shown = _summary(body)
+    request.app[REFUSALS].note(
+        shown.messageId, reason(error), arrival.route, arrival.received_iso, shown=shown
+    )
+
+
+def request_refused(request: web.Request, error: ApiError) -> None:
+    """Note a request refused before its body was read (or with no body to read): its
+    route and reason, for the live inspector."""
+    resource = request.match_info.route.resource
+    request.app[REFUSALS].note(
+        "", reason(error), "" if resource is None else resource.canonical, timestamps.received()[1]
+    )
 
 
 def batch(
@@ -58,10 +69,12 @@ def batch(
     for index, error in errors:
         if 0 <= index < len(items):
             try:
-                message_id = _ids(items[index]).messageId
+                shown = _summary(items[index])
             except _UNREADABLE:
-                continue
-            refusals.note(message_id, reason(error), arrival.route, arrival.received_iso)
+                shown = Summary()
+            refusals.note(
+                shown.messageId, reason(error), arrival.route, arrival.received_iso, shown=shown
+            )
 
 
 def whole_batch(request: web.Request, body: bytes, arrival: Arrival, error: ApiError) -> None:

@@ -80,6 +80,10 @@ async def admit(request: web.Request, entries: Sequence[Entry]) -> Sequence[Entr
     ]
     if not refused:
         return entries
+    ring = request.app[INGEST].ring
+    if ring.watching:
+        for limit, group, _ in refused:
+            ring.note("throttled", group, f"over the source's rate limit ({limit.over_limit})")
     waits = [d.retry_after for limit, _, d in refused if limit.over_limit == "refuse"]
     if waits:
         raise ApiError(429, RATE_LIMITED, headers={"Retry-After": str(max(waits))})

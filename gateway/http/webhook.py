@@ -16,8 +16,8 @@ import msgspec
 from aiohttp import web
 
 from gateway import __version__
-from gateway.errors import JSON, bad_request, invalid, partial, success, too_large
-from gateway.http import handlers
+from gateway.errors import JSON, ApiError, bad_request, invalid, partial, success, too_large
+from gateway.http import handlers, refused
 from gateway.http.app_keys import INGEST, METRICS
 from gateway.http.body import read_body
 from gateway.http.handlers import Routes
@@ -53,6 +53,15 @@ def routes() -> Routes:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     """Ingest a webhook: a Segment message or batch as such, anything else wrapped."""
+    try:
+        return await _ingest(request)
+    except ApiError as exc:
+        if exc.status != 503:  # not refused: Redis and the spool were away
+            refused.request_refused(request, exc)
+        raise
+
+
+async def _ingest(request: web.Request) -> web.StreamResponse:
     ingest = request.app[INGEST]
     settings = ingest.settings
     body = await read_body(request, settings.max_batch_bytes, "The webhook")
@@ -62,6 +71,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         entries, errors = ingest.batch(raw, arrival)
         if errors:
             request.app[METRICS].tally.refused_items(errors)
+            refused.batch(request, raw, arrival, errors)
         await handlers.commit(request, entries)
         return partial(len(entries), errors) if errors else success()
     if len(raw) > settings.max_message_bytes:

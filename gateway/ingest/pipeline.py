@@ -28,6 +28,7 @@ from gateway.ingest.validate import (
 )
 from gateway.settings import Settings
 from gateway.store.entry import Entry
+from gateway.store.inspector_ring import Ring
 from gateway.store.partitions import partition_of
 
 _encode = msgspec.json.Encoder().encode
@@ -49,6 +50,8 @@ class Ingest:
         self._streams = [events_key(n) for n in range(settings.partitions)]
         self.plan_counts = PlanCounts()
         """What the sources' tracking plans found (`gateway.ingest.plan_upkeep` pushes it)."""
+        self.ring = Ring(settings.dedupe_window)
+        """The live inspector's ring of outcomes stored nowhere (`gateway.store.inspector_ring`)."""
 
     def single(self, body: bytes, kind: str, arrival: Arrival) -> Entry:
         """The entry for the body of a single-message route (the route sets `type`)."""
@@ -121,6 +124,9 @@ class Ingest:
             enforcer.admit(arrival.origin)
         view = validate(message, kind, path)
         if self.suppression.drops(view, kind, arrival, source.id):
+            if self.ring.watching:
+                shown = Entry("", _encode(message), source.id, "", arrival.route)
+                self.ring.note("suppressed", (shown,), "a regulation suppresses its user")
             return dropped(view)
         enrich(message, view, kind, arrival)
         if enforcer is not None:  # after enrich: it may have added the caller's address

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from gateway.errors import Code
 from gateway.ops.tally import Tally
 from gateway.store.entry import Entry
+from gateway.store.inspector_ring import Ring
 from gateway.store.spool import Spool, SpoolFull
 from gateway.store.writers import EntryWriter
 
@@ -59,9 +60,12 @@ class Committer:
         tally: Tally | None = None,
         max_in_flight: int = 4,
         flush_at: int = 16,
+        ring: Ring | None = None,
     ) -> None:
         self.spool = spool
         self.tally = tally or Tally()
+        self.ring = ring or Ring()
+        """The live inspector's: duplicates and spooled entries, while a page is open."""
         self._writer = writer
         self._timeout = timeout
         self._max_in_flight = max_in_flight
@@ -154,7 +158,10 @@ class Committer:
                 )
             else:
                 tally.accepted_redis += _settle(batch)
-                tally.duplicates += len(entries) - added
+                left_out = len(entries) - added
+                tally.duplicates += left_out
+                if left_out and self.ring.watching:
+                    self.ring.duplicates(entries)
                 return
         try:
             # The spool's fsync runs in a thread; a disk that stalls it must not hold the
@@ -174,6 +181,8 @@ class Committer:
             tally.reject(Code.UNAVAILABLE, _settle(batch, Unavailable(why)))
         else:
             tally.accepted_spool += _settle(batch)
+            if self.ring.watching:
+                self.ring.note("spooled", entries, "Redis did not take them in time")
 
     def _spool_failure(self, exc: Exception) -> tuple[int, str, str]:
         """Log level, log event and the 503's reason for a spool that did not take a batch."""

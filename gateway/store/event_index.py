@@ -49,10 +49,7 @@ async def find(
     newest when it was accepted more than once (from two sources, or after the window)."""
     if window <= 0:
         return None
-    span = bucket_seconds(window)
-    clock = time.time() if now is None else now
-    # One bucket more on each side: this clock and Redis's (`TIME`) may differ a little.
-    buckets = range(int((clock - window) // span) - 1, int(clock // span) + 2)
+    buckets = bucket_range(window, time.time() if now is None else now)
     pipe = redis.pipeline(transaction=False)
     for stream in streams:
         prefix = event_index_prefix(stream)
@@ -64,6 +61,13 @@ async def find(
         if value is not None:
             found.append(parse(streams[position // len(buckets)], value))
     return max(found, key=lambda where: order(where.entry_id), default=None)
+
+
+def bucket_range(window: int, now: float) -> range:
+    """The index buckets a messageId accepted within `window` of `now` may be in."""
+    span = bucket_seconds(window)
+    # One bucket more on each side: this clock and Redis's (`TIME`) may differ a little.
+    return range(int((now - window) // span) - 1, int(now // span) + 2)
 
 
 def order(entry_id: str) -> tuple[int, int]:

@@ -1,13 +1,14 @@
-"""Refused messages whose messageId could be read, and why: what the admin API's event
-lookup answers for a message that was never accepted.
+"""Refused messages, and why: what the admin API's event lookup answers for a message that
+was never accepted (found by its messageId), and what the live inspector shows (every
+refusal, with the message's type, event and ids when its body could be read).
 
 A refusal costs no Redis round trip of its own: each process notes it in memory (`note`,
 at most `BUFFER` between two writes; more are counted in `dropped` and left out) and writes
 what it noted once a second, in one pipeline (`Refusals.run`), to the stream
 `gateway:refused`, trimmed as it goes to about `MAXLEN` entries (`XADD MAXLEN ~`). Anyone
 may send refused messages, so what they cost Redis is bounded: every field is cut to
-`MAX_FIELD` characters, so the stream holds at most about `MAXLEN` entries of under 500
-bytes whoever sends them; a flood of refusals pushes older ones out sooner, nothing more.
+`MAX_FIELD` characters, so the stream holds at most about `MAXLEN` entries of under 2 KB
+(nine fields) whoever sends them; a flood of refusals pushes older ones out sooner, nothing more.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from gateway.constants import REFUSED_STREAM
+from gateway.store.inspector_ring import Summary
 from gateway.store.redis_client import AnyRedis
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,11 @@ class Refusal:
     source: str
     at: str
     """When it was refused (ISO-8601)."""
+    type: str = ""
+    event: str = ""
+    user_id: str = ""
+    anonymous_id: str = ""
+    """What the live inspector's rows show and filter on, when the body could be read."""
 
     def fields(self) -> dict[str, str]:
         """The stream entry's fields."""
@@ -56,6 +63,10 @@ class Refusal:
             "route": self.route,
             "source": self.source,
             "at": self.at,
+            "type": self.type,
+            "event": self.event,
+            "userId": self.user_id,
+            "anonymousId": self.anonymous_id,
         }
 
 
@@ -63,21 +74,39 @@ class Refusals:
     """This process's refusals not yet written, and the task that writes them."""
 
     def __init__(self) -> None:
-        # (messageId, reason, route, source, at), as noted: cut when written, off the
-        # request's path.
-        self._pending: collections.deque[tuple[str, str, str, str, str]] = collections.deque()
+        # (messageId, reason, route, source, at, type, event, userId, anonymousId), as
+        # noted: cut when written, off the request's path.
+        self._pending: collections.deque[tuple[str, ...]] = collections.deque()
         self.dropped = 0
         """Refusals left out because the buffer was full (since the start)."""
 
-    def note(self, message_id: object, reason: str, route: str, at: str, source: str = "") -> None:
-        """Keep a refusal for the next write; nothing when `message_id` is not a string.
-        `at` is when the request arrived (ISO-8601)."""
-        if not isinstance(message_id, str) or not message_id:
-            return
+    def note(
+        self,
+        message_id: object,
+        reason: str,
+        route: str,
+        at: str,
+        source: str = "",
+        shown: Summary | None = None,
+    ) -> None:
+        """Keep a refusal for the next write. `at` is when the request arrived (ISO-8601);
+        `shown`, the message's fields the inspector shows, when its body could be read. A
+        refusal without a messageId (a request refused before its body was read) is kept
+        for the inspector, and never found by a lookup."""
         if len(self._pending) >= BUFFER:
             self.dropped += 1
             return
-        self._pending.append((message_id, reason, route, source, at))
+        text = shown.fields() if shown is not None else {}
+        self._pending.append(
+            (
+                message_id if isinstance(message_id, str) else "",
+                reason,
+                route,
+                source,
+                at,
+                *(text.get(k, "") for k in ("type", "event", "userId", "anonymousId")),
+            )
+        )
 
     async def write(self, redis: AnyRedis) -> None:
         """Write what was noted, in one pipeline; kept for the next try if Redis fails."""
@@ -109,6 +138,8 @@ class Refusals:
 async def find(redis: AnyRedis, message_id: str) -> Refusal | None:
     """The newest refusal of `message_id` still in the stream, read newest first."""
     wanted = message_id.encode()
+    if not wanted:
+        return None  # refusals without a messageId are kept for the inspector only
     end = "+"
     while True:
         entries: Any = await redis.xrevrange(REFUSED_STREAM, max=end, min="-", count=PAGE)

@@ -18,7 +18,7 @@ from gateway.ops import tasks
 from gateway.ops.tasks import running
 from gateway.store.redis_client import AnyRedis
 from gateway.store.retention import Retention, Trimmer
-from gateway.worker import deadletters, metrics, redrive, status
+from gateway.worker import deadletters, metrics, redrive, redrive_requests, status
 from gateway.worker.connection import connect
 from gateway.worker.consumer import Consumer
 from gateway.worker.destinations import Destination
@@ -119,6 +119,9 @@ async def worker(
                 )
             jobs = RegulationJobs(redis, streams, options.group, options.consumer, destinations)
             await stack.enter_async_context(running(jobs.run(stop)))
+            if not options.burst:
+                asked = redrive_requests.serve(redis, options.group, dispatcher)
+                await stack.enter_async_context(running(asked))
             stats = await consumer.run(stop)
         log.info(
             "worker: stopped: %s",
