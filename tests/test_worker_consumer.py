@@ -7,10 +7,11 @@ import json
 from collections.abc import Sequence
 from typing import cast
 
+import pytest
 from redis.asyncio import Redis
 
-from gateway.constants import dead_letter_key, events_key
-from gateway.worker import redrive
+from gateway.constants import dead_letter_key, events_key, redrive_key
+from gateway.worker import redrive, redrive_requests
 from gateway.worker.consumer import Consumer
 from gateway.worker.deadletters import DeadLetter
 from gateway.worker.destinations import Result
@@ -170,3 +171,28 @@ async def test_a_slow_batch_is_not_taken_over_while_it_is_being_sent(redis: Redi
 
     assert slow.ids() == ["m1", "m2"]
     assert second.stats.reclaimed == 0
+
+
+async def test_a_redrive_asked_from_the_inspector_is_taken_by_a_worker(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await enqueue(redis, "m1")
+    await drain(redis, ListDestination("a", failing=True))
+    monkeypatch.setattr(redrive_requests, "EVERY", 0.02)
+    a = ListDestination("a")
+    serving = asyncio.create_task(redrive_requests.serve(redis, "g", Dispatcher([a])))
+    try:
+        await asyncio.sleep(0.1)
+        assert a.ids() == []  # nothing asked, nothing done
+        await redis.set(redrive_key("g"), "asked")
+        for _ in range(200):
+            if await redis.exists(f"{redrive_key('g')}:done"):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        serving.cancel()
+    assert a.ids() == ["m1"]
+    assert await dead_letters(redis) == []
+    done = json.loads(cast(bytes, await redis.get(f"{redrive_key('g')}:done")))
+    assert (done["delivered"], done["failed"], done["skipped"]) == (1, 0, 0)
+    assert not await redis.exists(redrive_key("g"))

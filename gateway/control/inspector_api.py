@@ -11,6 +11,7 @@ import time
 from importlib import resources
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from gateway.control import inspector_actions
 from gateway.control.app_keys import TAIL, Routes
@@ -84,8 +85,8 @@ async def feed(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     listener = Page(filters)
-    await tail.open(listener)  # before the backfill's read: nothing falls between the two
     try:
+        await tail.open(listener)  # before the backfill's read: nothing falls between the two
         rows = await backfill(tail, minutes)
         tail.seed(rows)
         shown = [row for row in rows if filters.matches(row)][-BACKFILL_ROWS:]
@@ -100,6 +101,9 @@ async def feed(request: web.Request) -> web.StreamResponse:
             await response.write(chunk)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    except (RedisError, OSError) as exc:  # answered 200 already: say it in the stream
+        with contextlib.suppress(ConnectionResetError):
+            await response.write(event("failed", {"error": f"Redis: {exc}"}))
     finally:
         await tail.close(listener)
     with contextlib.suppress(ConnectionResetError):

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 TICK = 0.25
 """Seconds between two reads."""
-READ_CAP = 500
-"""Entries read per stream and tick; more, and the stream is skipped ahead (sampled)."""
+READ_CAP = 250
+"""Entries read per stream and tick (1,000 a second); more, and the stream is skipped ahead
+(sampled): the reader shares its process with the public listener."""
 ROWS_PER_SECOND = 50
 """Rows sent to one page a second at most; the others are counted, not shown."""
 HISTORY = 300

@@ -115,6 +115,9 @@ function connect() {
         (stats.unread ? ` (${stats.unread} more not read)` : "");
     } else note.hidden = true;
   });
+  source.addEventListener("failed", (message) => {
+    setStatus("feed failed: " + JSON.parse(message.data).error, "");
+  });
   source.onerror = () => setStatus("reconnecting…", "");
 }
 
