@@ -4,7 +4,7 @@
 
 const FILTERS = ["source", "type", "event", "userId", "messageId", "outcome"];
 const MAX_ROWS = 1000; // kept in the page; older ones are dropped
-const CHART_SECONDS = 300;
+const CHART_SECONDS = 120; // the chart's span; the feed keeps five minutes
 const COLORS = ["#1a7f37", "#cf222e", "#8250df", "#0969da", "#bc4c00", "#9a6700", "#57606a",
   "#1b7c83", "#bf3989", "#4d2d00"];
 
@@ -155,7 +155,7 @@ async function showDetails(row, tr) {
   if (state.selected !== row) return;
   if (!answer.ok) { deliveries.textContent = "not found in the event index"; return; }
   const found = await answer.json();
-  if (found.route) fact("accepted on", found.route);
+  if (found.route && !found.refused) fact("accepted on", found.route);
   if (found.message && row.outcome === "accepted") $("#json").textContent = pretty(found.message);
   const groups = Object.entries(found.groups || {});
   if (!groups.length) { deliveries.textContent = found.refused ? "refused: not stored" :
