@@ -245,3 +245,14 @@ async def test_the_load_script_keeps_pages_open(make_client: MakeClient) -> None
     results = await opened
     assert [r.disconnected for r in results] == [None, None, None]
     assert all(r.rows == 1 and r.stats >= 1 for r in results), results
+
+
+async def test_the_admin_listener_stops_at_once_with_a_page_open(make_client: MakeClient) -> None:
+    client = await make_client()
+    admin = admin_of(client)
+    feed = await admin.get("/v1/inspector/feed")
+    await feed.content.readline()  # open, and not read any more: a page left open
+    start = time.monotonic()
+    await admin.close()
+    assert time.monotonic() - start < 5  # not aiohttp's 60 s wait for the feed's handler
+    feed.close()

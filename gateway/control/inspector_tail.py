@@ -28,6 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from gateway.constants import INSPECT_STREAM, INSPECT_WATCHING, REFUSED_STREAM, REJECTED_STREAM
 from gateway.control.inspector_rows import Filters, Row, row_of
+from gateway.ops import tasks
 from gateway.store.inspector_ring import WATCH_TTL
 from gateway.store.redis_client import AnyRedis
 
@@ -123,10 +124,8 @@ class Tail:
         """Stop sending to `page` (and stop reading after the last)."""
         self.pages.discard(page)
         if not self.pages and self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            task, self._task = self._task, None
+            await tasks.cancel(task)
 
     async def watch(self) -> None:
         """Tell every gateway process a page is open, for `WATCH_TTL` seconds."""
@@ -181,6 +180,7 @@ class Tail:
             try:
                 await self._read(cursors)
             except (RedisError, OSError) as exc:
+                tasks.raise_if_cancelled()  # redis-py may turn a cancellation into an error
                 log.debug("inspector: read failed (%s)", exc)
             now = loop.time()
             if now >= next_watch:

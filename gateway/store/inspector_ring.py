@@ -28,6 +28,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from gateway.constants import INSPECT_STREAM, INSPECT_WATCHING, event_index_prefix
+from gateway.ops import tasks
 from gateway.store import event_index
 from gateway.store.entry import Entry
 from gateway.store.redis_client import AnyRedis
@@ -133,6 +134,7 @@ class Ring:
                 )
             await pipe.execute()
         except (RedisError, OSError) as exc:
+            tasks.raise_if_cancelled()  # redis-py may turn a cancellation into an error
             log.debug("inspector: could not flush (%s)", exc)
 
     async def _resolve(self, redis: AnyRedis) -> None:

@@ -14,6 +14,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from gateway.constants import redrive_key
+from gateway.ops import tasks
 from gateway.ops.timestamps import iso, now
 from gateway.store.redis_client import AnyRedis
 from gateway.worker.dispatch import Dispatcher
@@ -51,4 +52,5 @@ async def serve(redis: AnyRedis, group: str, dispatcher: Dispatcher) -> None:
             }
             await redis.set(f"{key}:done", msgspec.json.encode(done), ex=KEEP)
         except (RedisError, OSError) as exc:
+            tasks.raise_if_cancelled()  # redis-py may turn a cancellation into an error
             log.warning("worker: re-drive request of %s: %s", group, exc)
