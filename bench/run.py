@@ -187,7 +187,7 @@ class Harness:
         args = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1"]
         args += ["--port", "{port}", "--redis-url", url, "--workers", str(workers)]
         args += ["--sources", str(self.sources), "--data-dir", str(self.tmp / "gateway-data")]
-        args += ["--log-level", "warning"]
+        args += ["--log-level", "warning", "--admin-port", str(free_port())]
         # All the load comes from 127.0.0.1: a budget no run reaches, yet paid for per request
         # (docs/security.md, docs/performance.md).
         args += ["--address-rate", str(UNREACHED), "--address-burst", str(UNREACHED)]
