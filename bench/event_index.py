@@ -10,7 +10,8 @@ On the embedded server, writes N track messages of about 1 KB in chunks of 229 (
 flush) with dedupe off, through the old script and through the new one, in alternating
 rounds, and prints per message: Redis's CPU (`INFO cpu`, user + sys), Redis's memory
 (`MEMORY USAGE` of the structures, and `used_memory`), and the Python the gateway spends
-building the calls (timeit), reading the route of a request and noting a refusal.
+building the calls (timeit), reading the route of a request and noting a refusal; then
+what one lookup costs with 1 to 10,000 sources in the table.
 Run: `python -m bench.event_index [N]`; results go in docs/admin.md and docs/durability.md.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
+import time
 import timeit
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,11 +31,12 @@ from aiohttp.test_utils import make_mocked_request
 from redis.asyncio import Redis
 
 from bench.dedupe_memory import embedded
-from gateway.constants import events_key, hash_tag
-from gateway.store import dedupe_script, refusals
+from gateway.constants import all_events_keys, events_key, hash_tag
+from gateway.store import dedupe_script, event_index, refusals
 from gateway.store.dedupe_script import CHUNK, DEDUPE
 from gateway.store.entry import Entry
 from gateway.store.lua import Script
+from gateway.store.node_writer import NodeWriter
 from gateway.store.resp import RespConnection, command
 
 FLUSH = 229
@@ -201,6 +204,25 @@ async def python_cost() -> tuple[dict[str, float], float, float]:
     return building, route, refusal
 
 
+async def lookup_cost(url: str, redis: Redis, sources: int) -> tuple[float, float]:
+    """Milliseconds of a lookup (`event_index.find`, the message found) over 16 partitions
+    with `sources` sources in the table: wall time, and Redis's CPU."""
+    await redis.flushall()
+    streams = all_events_keys(16)
+    writer = NodeWriter(url, 3600, 5)
+    for stream in streams:  # the hashes' size hardly matters: each field is one lookup
+        await writer.write([Entry(stream, b"{}", "web", str(uuid.uuid4())) for _ in range(5000)])
+    await writer.write([Entry(streams[3], b"{}", "web", "needle", "/v1/track")])
+    await writer.close()
+    table = ["web", *(f"source-{n}" for n in range(sources - 1))]
+    runs = 3
+    start, began = await cpu(redis), time.perf_counter()
+    for _ in range(runs):
+        assert await event_index.find(redis, "needle", streams, 3600, table) is not None
+    wall = (time.perf_counter() - began) / runs
+    return wall * 1e3, (await cpu(redis) - start) / runs * 1e3
+
+
 def _building(
     make: Callable[[Sequence[Entry], bytes, bytes], list[bytes]], batch: list[Entry]
 ) -> Callable[[], object]:
@@ -226,6 +248,7 @@ async def main(count: int, rounds: int) -> None:
             for name in DESIGNS:
                 seconds, used[name], structures[name] = await write(server.url, redis, count, name)
                 spent[name].append(seconds * 1e6 / count)
+        lookups = {n: await lookup_cost(server.url, redis, n) for n in (1, 100, 1000, 10_000)}
     version = info.get("valkey_version") or info["redis_version"]
     print(f"server: {info.get('server_name', 'redis')} {version}; {count} messages a round")
     for name in ("old", "new"):
@@ -249,6 +272,9 @@ async def main(count: int, rounds: int) -> None:
         f"Python per message, building the calls (µs): {shown}; reading the route: "
         f"{route:.3f} µs a request; noting a refusal: {refusal:.3f} µs"
     )
+    print("A lookup over 16 partitions (wall / Redis CPU):")
+    for sources, (wall, redis_cpu) in lookups.items():
+        print(f"  {sources} sources in the table: {wall:.1f} / {redis_cpu:.1f} ms")
 
 
 if __name__ == "__main__":
