@@ -160,6 +160,7 @@ def _started(
             rounds=options.rounds,
             suppressed=suppressed,
             plan=False,
+            inspector_pages=0,
         ),
     )
     harness.sources.write_text(variant.sources_toml())

@@ -9,7 +9,7 @@ import msgspec
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
-from bench import features, payloads
+from bench import features, pages, payloads
 from bench.loadgen import parse_redis_benchmark, parse_wrk
 from bench.ref_minimal import create_minimal_app
 from bench.report import END, START, Row, write_between_markers
@@ -204,3 +204,15 @@ async def test_every_policy_variant_changes_the_stored_track_message(
     assert stored["context"]["ip"] == "127.0.0.0"  # truncated
     assert stored["context"]["consent"] == {"categoryPreferences": {}}  # withheld
     assert "violations" not in stored["context"]
+
+
+def test_open_pages_are_summed_up_in_one_line() -> None:
+    output = (
+        "page 1: 120 rows, 30 stats events, 5 left out (sampled), stayed open\n"
+        "page 2: 80 rows, 30 stats events, 0 left out (sampled), disconnected: HTTP 401\n"
+    )
+    assert pages.summary(output, 2) == (
+        "1 of 2 pages stayed open to the end; 200 rows shown in all (100 a page), "
+        "5 left out by the feed's sampling"
+    )
+    assert pages.summary("Traceback: boom", 10) == "the pages did not run: Traceback: boom"
