@@ -1,9 +1,9 @@
-"""What the dedupe sets cost in Redis memory, measured on the embedded server.
+"""What the dedupe script's seen hashes cost in Redis memory, measured on the embedded server.
 
 Writes N messages through `gateway.store.node_writer.NodeWriter` twice, once with dedupe off
 and once on, and prints the difference in `used_memory` per million messages, and
-`MEMORY USAGE` of the bucket's set. Run: `python bench/dedupe_memory.py [N]`; results go in
-docs/durability.md.
+`MEMORY USAGE` of the bucket's hash (which also answers the admin API's event lookup).
+Run: `python bench/dedupe_memory.py [N]`; results go in docs/durability.md.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from gateway.constants import dedupe_prefix, events_key
+from gateway.constants import events_key, seen_prefix
 from gateway.ops.embedded import RedisProcess
 from gateway.store.entry import Entry
 from gateway.store.node_writer import NodeWriter
@@ -58,20 +58,20 @@ async def main(count: int) -> None:
     async with embedded() as (server, redis):
         info = await redis.info("server")
         stream_only = await used_memory(redis, server.url, count, 0)
-        with_sets = await used_memory(redis, server.url, count, 3600)
-        sets = [key async for key in redis.scan_iter(f"{dedupe_prefix(events_key(0))}*")]
-        in_sets = 0
-        for key in sets:
-            in_sets += await redis.memory_usage(key, samples=0) or 0
-    per_million = (with_sets - stream_only) * 1_000_000 / count
+        with_hashes = await used_memory(redis, server.url, count, 3600)
+        hashes = [key async for key in redis.scan_iter(f"{seen_prefix(events_key(0))}*")]
+        in_hashes = 0
+        for key in hashes:
+            in_hashes += await redis.memory_usage(key, samples=0) or 0
+    per_million = (with_hashes - stream_only) * 1_000_000 / count
     version = info.get("valkey_version") or info["redis_version"]
     print(f"server: {info.get('server_name', 'redis')} {version}")
-    member = f"web:{uuid.uuid4()}"
-    print(f"messages: {count}; member: {member!r} ({len(member)} bytes); sets: {len(sets)}")
+    field = f"web:{uuid.uuid4()}"
+    print(f"messages: {count}; field: {field!r} ({len(field)} bytes); hashes: {len(hashes)}")
     print(f"stream only: {stream_only / count:.1f} B/message")
-    print(f"dedupe sets: {(with_sets - stream_only) / count:.1f} B/message")
+    print(f"seen hashes: {(with_hashes - stream_only) / count:.1f} B/message")
     print(f"dedupe per million messages in the window: {per_million / 2**20:.1f} MiB")
-    print(f"MEMORY USAGE of the sets: {in_sets / count:.1f} B/message")
+    print(f"MEMORY USAGE of the hashes: {in_hashes / count:.1f} B/message")
 
 
 if __name__ == "__main__":

@@ -15,13 +15,17 @@ ROOT = Path(__file__).resolve().parent.parent
 class Server:
     """An HTTP server under test (the gateway or a reference app), started on a free port."""
 
-    def __init__(self, name: str, args: list[str], port: int, log: Path, listeners: int = 1):
+    def __init__(
+        self, name: str, args: list[str], port: int, log: Path, listeners: int = 1, cwd: Path = ROOT
+    ):
         self.name = name
         self.args = args
         self.port = port
         self.log = log
         self.listeners = listeners
         """How many listening sockets it opens (one per process with SO_REUSEPORT)."""
+        self.cwd = cwd
+        """Where it runs: `python -m gateway` imports the gateway found there first."""
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
@@ -29,7 +33,7 @@ class Server:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 self.args,
-                cwd=ROOT,
+                cwd=self.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -90,12 +90,14 @@ def targets_table(targets: list[Target]) -> str:
     return "\n".join(lines)
 
 
-def write_between_markers(path: Path, block: str) -> None:
-    """Put `block` between the result markers of `path` (appended, with them, if absent)."""
+def write_between_markers(path: Path, block: str, name: str = "results") -> None:
+    """Put `block` between the `bench:<name>` markers of `path` (appended, with them, if
+    absent)."""
     text = path.read_text() if path.exists() else ""
-    fenced = f"{START}\n{block.strip()}\n{END}"
-    if START in text and END in text:
-        pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    fenced = f"{start}\n{block.strip()}\n{end}"
+    if start in text and end in text:
+        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
         text = pattern.sub(lambda _: fenced, text, count=1)
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + fenced + "\n"

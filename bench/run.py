@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import msgspec
 from redis import Redis
 
-from bench import payloads
+from bench import pages, payloads
 from bench.loadgen import Load, WrkResult, run_redis_benchmark, run_wrk
 from bench.procs import ROOT, CpuMeter, Server
 from bench.report import MB, Row, Target, table, targets_table, write_between_markers
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = harness.run()
     machine["redis"] += f", nice {harness.redis_nice}"
     elapsed = time.monotonic() - started
-    block = render(rows, machine, options, elapsed)
+    block = render(rows, machine, options, elapsed, harness.page_reports)
     print(block)
     if options.out != "-":
         write_between_markers(ROOT / options.out, block)
@@ -93,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
         help="enforce a tracking plan on the source (50 events x 10 properties, allow mode; "
         "docs/tracking-plans.md); compare with a run without it",
     )
+    parser.add_argument(
+        "--inspector-pages",
+        type=int,
+        default=0,
+        help="keep this many live inspector pages (their feeds) open on each gateway while it "
+        "is measured (docs/inspector.md)",
+    )
     return parser
 
 
@@ -113,6 +120,9 @@ class Harness:
             member(None, "USER_ID", f"bench-suppressed-{n}") for n in range(options.suppressed)
         ]
         self.rows: list[Row] = []
+        self.pages: int = options.inspector_pages
+        self.page_reports: list[str] = []
+        """What the open inspector pages received, a line per gateway (`bench.pages`)."""
         self.redis_nice = 0
         """The Redis server's nice value, read once it runs (`gateway.ops.embedded.PRIORITY`)."""
         track = tmp / "track.json"
@@ -182,17 +192,26 @@ class Harness:
             self.measure(gateway, self.batch, rate=statistics.median(peaks) / 2, warmup=False)
             self.measure(gateway, self.track)
 
-    def gateway(self, url: str, workers: int) -> contextlib.AbstractContextManager[Server]:
-        """`gateway serve` with `workers` processes on `url`, as `server` starts it."""
+    @contextlib.contextmanager
+    def gateway(self, url: str, workers: int) -> Iterator[Server]:
+        """`gateway serve` with `workers` processes on `url`, as `server` starts it; with
+        `--inspector-pages`, that many inspector feeds open on it while it runs."""
+        admin_port = free_port()
         args = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1"]
         args += ["--port", "{port}", "--redis-url", url, "--workers", str(workers)]
         args += ["--sources", str(self.sources), "--data-dir", str(self.tmp / "gateway-data")]
-        args += ["--log-level", "warning"]
+        args += ["--log-level", "warning", "--admin-port", str(admin_port)]
+        args += ["--admin-token", pages.TOKEN]
         # All the load comes from 127.0.0.1: a budget no run reaches, yet paid for per request
         # (docs/security.md, docs/performance.md).
         args += ["--address-rate", str(UNREACHED), "--address-burst", str(UNREACHED)]
         name = f"gateway, {workers} process{'es' if workers > 1 else ''}"
-        return self.server(name, args, listeners=workers)
+        with self.server(name, args, listeners=workers) as server:
+            if not self.pages:
+                yield server
+                return
+            with pages.opened(name, admin_port, self.pages, self.page_reports):
+                yield server
 
     @contextlib.contextmanager
     def server(self, name: str, args: list[str], listeners: int = 1) -> Iterator[Server]:
@@ -494,14 +513,20 @@ def _first_line(command: list[str]) -> str:
 
 
 def render(
-    rows: list[Row], machine: dict[str, str], options: argparse.Namespace, elapsed: float
+    rows: list[Row],
+    machine: dict[str, str],
+    options: argparse.Namespace,
+    elapsed: float,
+    page_reports: Sequence[str] = (),
 ) -> str:
     """The results block of docs/performance.md."""
     facts = "\n".join(f"- {key}: {value}" for key, value in machine.items())
+    flags = f" --inspector-pages {options.inspector_pages}" if options.inspector_pages else ""
+    facts += "".join(f"\n- inspector pages, {report}" for report in page_reports)
     return f"""### Results of the last run
 
 `python bench/run.py --duration {options.duration:g} --connections {options.connections} \
---threads {options.threads} --rounds {options.rounds}`: {elapsed:.0f} s in all.
+--threads {options.threads} --rounds {options.rounds}{flags}`: {elapsed:.0f} s in all.
 
 {facts}
 

@@ -121,7 +121,7 @@ def create_admin_app(public: web.Application) -> web.Application:
     admin[SUPPRESSION] = public[SUPPRESSION]
     admin[ACCESS_TTL] = settings.access_ttl
     admin[LOOKUP] = Lookup(
-        public[REDIS], all_events_keys(settings.partitions), settings.dedupe_window
+        public[REDIS], all_events_keys(settings.partitions), settings.dedupe_window, public[LIVE]
     )
     admin[TAIL] = Tail(public[REDIS], [*all_events_keys(settings.partitions), *Tail.OTHERS])
     admin[INSPECTOR_INGEST] = public[INGEST]

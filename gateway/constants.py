@@ -10,12 +10,12 @@ EVENTS_PREFIX = "gateway:events"
 DEAD_LETTER_PREFIX = "gateway:dead"
 """Messages a worker group gave up on: `gateway:dead:{group}`."""
 
-DEDUPE_PREFIX = "gateway:dedupe"
-"""Recently seen messageIds: sets `gateway:dedupe:{n}:<bucket>` of `<source>:<messageId>`,
-in the stream's slot (`gateway.store.dedupe_script`)."""
-EVENT_INDEX_PREFIX = "gateway:where"
-"""Where each accepted messageId went: hashes `gateway:where:{n}:<bucket>` of messageId ->
-`<entry id> <route> <source>`, written with the dedupe sets (`gateway.store.event_index`)."""
+SEEN_PREFIX = "gateway:seen"
+"""Recently accepted messageIds and where each went: hashes `gateway:seen:{n}:<bucket>` of
+`<source>:<messageId>` -> `<entry id> <route>`, in the stream's slot
+(`gateway.store.dedupe_script`). Before them, sets `gateway:dedupe:{n}:<bucket>` and hashes
+`gateway:where:{n}:<bucket>`, which a gateway no longer reads (docs/durability.md,
+"Upgrading")."""
 REFUSED_STREAM = "gateway:refused"
 """Messages refused with a readable messageId, and why (bounded; `gateway.store.refusals`)."""
 INSPECT_STREAM = "gateway:inspect"
@@ -101,14 +101,9 @@ def hash_tag(key: str) -> str:
     return key[start : end + 1]
 
 
-def event_index_prefix(stream: str) -> str:
-    """What the messageId index of each time bucket of `stream` is named (plus the bucket)."""
-    return f"{EVENT_INDEX_PREFIX}:{hash_tag(stream)}:"
-
-
-def dedupe_prefix(stream: str) -> str:
-    """What the dedupe set of each time bucket of `stream` is named (plus the bucket)."""
-    return f"{DEDUPE_PREFIX}:{hash_tag(stream)}:"
+def seen_prefix(stream: str) -> str:
+    """What the seen hash of each time bucket of `stream` is named (plus the bucket)."""
+    return f"{SEEN_PREFIX}:{hash_tag(stream)}:"
 
 
 def replication_mark(stream: str) -> str:

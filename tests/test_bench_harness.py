@@ -9,7 +9,7 @@ import msgspec
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
-from bench import payloads
+from bench import features, pages, payloads
 from bench.loadgen import parse_redis_benchmark, parse_wrk
 from bench.ref_minimal import create_minimal_app
 from bench.report import END, START, Row, write_between_markers
@@ -154,3 +154,65 @@ def test_ratios_pair_each_round_and_are_judged_on_the_median() -> None:
     assert track.met is True
     assert batch.measured.startswith("median 0.35x redis-benchmark (rounds: 0.40x, 0.30x)")
     assert batch.met is False
+
+
+def test_feature_blocks_have_markers_of_their_own(tmp_path: Path) -> None:
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"{START}\nresults\n{END}\n")
+    write_between_markers(doc, "features table", "features")
+    write_between_markers(doc, "features again", "features")
+    assert doc.read_text() == (
+        f"{START}\nresults\n{END}\n\n"
+        "<!-- bench:features:start -->\nfeatures again\n<!-- bench:features:end -->\n"
+    )
+
+
+def test_every_feature_variant_is_a_sources_file_the_gateway_loads(tmp_path: Path) -> None:
+    (tmp_path / "plan.json").write_bytes(msgspec.json.encode(payloads.tracking_plan()))
+    for variant in features.VARIANTS:
+        path = tmp_path / "sources.toml"
+        path.write_text(variant.sources_toml())
+        sources = Sources.from_file(path)
+        source = sources.resolve(payloads.WRITE_KEY)
+        assert source is not None
+        assert source.id == payloads.SOURCE_ID
+        keys = sum(len(s.write_keys) for s in sources.configured)
+        assert keys == (features.KEYS if variant.keys else 1)
+        assert (payloads.SOURCE_ID in sources.plans) == variant.plan
+        policed = variant.policies or variant.hashed
+        assert (payloads.SOURCE_ID in sources.enforcers) == policed
+        assert (payloads.SOURCE_ID in sources.limits) == policed
+
+
+async def test_every_policy_variant_changes_the_stored_track_message(
+    make_client: MakeClient, redis: Redis, tmp_path: Path
+) -> None:
+    """The hashing variant of bench/features.py has something to do in the harness's
+    message, and the plan finds it valid (the benchmark times a planned event's own path)."""
+    (tmp_path / "plan.json").write_bytes(msgspec.json.encode(payloads.tracking_plan()))
+    path = tmp_path / "sources.toml"
+    path.write_text(features.Variant("all", hashed=True, plan=True).sources_toml())
+    client = await make_client(sources=Sources.from_file(path))
+    body = payloads.fill_ids(payloads.track_body(), nonce=9)
+    answer = await client.post("/v1/t", data=body, headers=BROWSER_HEADERS)
+    assert answer.status == 200, await answer.text()
+    [stored] = await stream_messages(redis)
+    sent = payloads.track_message()
+    assert stored["properties"]["name"] != sent["properties"]["name"]  # hashed
+    assert stored["context"]["campaign"]["name"] != sent["context"]["campaign"]["name"]
+    assert "quantity" not in stored["properties"]  # dropped
+    assert stored["context"]["ip"] == "127.0.0.0"  # truncated
+    assert stored["context"]["consent"] == {"categoryPreferences": {}}  # withheld
+    assert "violations" not in stored["context"]
+
+
+def test_open_pages_are_summed_up_in_one_line() -> None:
+    output = (
+        "page 1: 120 rows, 30 stats events, 5 left out (sampled), stayed open\n"
+        "page 2: 80 rows, 30 stats events, 0 left out (sampled), disconnected: HTTP 401\n"
+    )
+    assert pages.summary(output, 2) == (
+        "1 of 2 pages stayed open to the end; 200 rows shown in all (100 a page), "
+        "5 left out by the feed's sampling"
+    )
+    assert pages.summary("Traceback: boom", 10) == "the pages did not run: Traceback: boom"

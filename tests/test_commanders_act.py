@@ -747,7 +747,7 @@ async def test_refused_events_keep_no_dedupe_state_and_little_body(
     sourced: TestClient[Any, Any], redis: Redis
 ) -> None:
     """A token is public and a wrong one is recorded too: what that may cost Redis is the
-    trimmed stream alone, no dedupe set, and each entry short (docs/durability.md)."""
+    trimmed stream alone, no dedupe state, and each entry short (docs/durability.md)."""
     big = {**EVENT, "pad": "x" * 5000}
     response = await sourced.post(
         "/events/batch",
@@ -755,7 +755,7 @@ async def test_refused_events_keep_no_dedupe_state_and_little_body(
         json={"batch": [EVENT, big, EVENT]},
     )
     assert response.status == 200
-    assert await redis.keys("gateway:dedupe:*") == []
+    assert await redis.keys("gateway:seen:*") == []
     records = await rejections(redis)
     assert [r["reason"] for r in records] == ["unknown token"] * 3
     assert records[0]["body"] == EVENT  # under the cap: as sent

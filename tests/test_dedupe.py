@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from gateway.constants import dedupe_prefix, events_key
+from gateway.constants import events_key, seen_prefix
 from gateway.ops.embedded import RedisProcess
 from gateway.store.dedupe_script import bucket_seconds
 from gateway.store.entry import Entry
@@ -54,11 +54,11 @@ async def test_each_message_id_of_a_source_is_added_once(
         (b"web", b"{}"),
         (b"ios", b"{}"),
     ]
-    keys = [key.decode() async for key in redis.scan_iter("gateway:dedupe:*")]
+    keys = [key.decode() async for key in redis.scan_iter("gateway:seen:*")]
     now = (await redis.time())[0]
     span = bucket_seconds(3600)
-    assert keys == [f"gateway:dedupe:{{3}}:{now // span}"]  # the stream's hash tag: one slot
-    assert await redis.smembers(keys[0]) == {b"web:a", b"web:b", b"web:c", b"ios:a"}
+    assert keys == [f"gateway:seen:{{3}}:{now // span}"]  # the stream's hash tag: one slot
+    assert set(await redis.hkeys(keys[0])) == {b"web:a", b"web:b", b"web:c", b"ios:a"}
     # The bucket is remembered a window after it ends: an id for 3600 to 4500 seconds.
     assert 3600 - 5 < await redis.ttl(keys[0]) <= 3600 + span
 
@@ -71,9 +71,9 @@ async def test_an_id_is_remembered_for_the_window_and_no_longer(
     assert span == 20
     now = (await redis.time())[0]
     oldest = (now - window) // span  # the oldest bucket that overlaps the window
-    prefix = dedupe_prefix(STREAM)
-    await redis.sadd(f"{prefix}{oldest}", "web:recent")
-    await redis.sadd(f"{prefix}{oldest - 1}", "web:expired")
+    prefix = seen_prefix(STREAM)
+    await redis.hset(f"{prefix}{oldest}", "web:recent", "1-0 /v1/track")
+    await redis.hset(f"{prefix}{oldest - 1}", "web:expired", "1-0 /v1/track")
     writer = writer_for(window)
     assert await writer.write([entry("recent"), entry("expired")]) == 1
     assert [f[b"data"] for _, f in await read_stream(redis, STREAM)] == [b"{}"]
@@ -110,7 +110,7 @@ async def test_large_writes_keep_their_order(redis: Redis, writer_for: MakeWrite
 async def test_window_zero_turns_dedupe_off(redis: Redis, writer_for: MakeWriter) -> None:
     writer = writer_for(0)
     assert await writer.write([entry("a"), entry("a")]) == 2
-    assert [key async for key in redis.scan_iter("gateway:dedupe:*")] == []
+    assert [key async for key in redis.scan_iter("gateway:seen:*")] == []
 
 
 async def test_the_pipeline_leaves_before_write_is_awaited(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yarl
+from aiohttp import encode_basic_auth
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
@@ -223,6 +224,30 @@ async def test_any_message_id_is_found(client: TestClient[Any, Any]) -> None:
         answer = await admin.get(yarl.URL(path, encoded=True))
         assert answer.status == 200, (message_id, await answer.text())
         assert (await answer.json())["messageId"] == message_id
+
+
+async def test_a_message_id_of_two_sources_is_kept_for_each_and_the_newest_answered(
+    client: TestClient[Any, Any], redis: Redis
+) -> None:
+    admin = admin_of(client)
+    keys = {}
+    for source in ("web", "ios"):
+        assert (await admin.post("/v1/sources", json={"id": source})).status == 201
+        made = await admin.post(f"/v1/sources/{source}/keys", json={"kind": "write_key"})
+        keys[source] = (await made.json())["key"]
+    body = {"userId": "u", "event": "E", "messageId": "m-both"}
+    for source in ("web", "ios"):
+        headers = {"Authorization": encode_basic_auth(keys[source], "")}
+        assert (await client.post("/v1/track", json=body, headers=headers)).status == 200
+
+    event = await lookup(admin, "m-both")
+    [_, (newer, _)] = await read_stream(redis, event["stream"])
+    assert (event["source"], event["entryId"]) == ("ios", newer.decode())
+    fields = {f async for key in redis.scan_iter("gateway:seen:*") for f in await redis.hkeys(key)}
+    assert fields == {b"web:m-both", b"ios:m-both"}
+    # A disabled source is still searched: its messages are still in the streams.
+    assert (await admin.patch("/v1/sources/ios", json={"enabled": False})).status == 200
+    assert (await lookup(admin, "m-both"))["source"] == "ios"
 
 
 async def test_a_message_never_seen_is_404(client: TestClient[Any, Any]) -> None:

@@ -178,7 +178,7 @@ async def test_an_unauthenticated_commanders_act_flood_stays_small_in_redis(
         grown = await used_memory(redis) - before
     assert sent >= 20_000  # a flood, not a trickle
     assert grown < 20 * 1024**2, f"{sent} refused events grew Redis by {grown} bytes"
-    assert await redis.keys("gateway:dedupe:*") == []
+    assert await redis.keys("gateway:seen:*") == []
     assert await redis.xlen(REJECTED_STREAM) <= MAXLEN + 2500
 
 

@@ -1,7 +1,8 @@
 """Where a message is and what became of it, read from Redis for the admin API.
 
-The messageId index gives its stream entry (`gateway.store.event_index`); then, in one
-pipeline, the entry and the stream's consumer groups; then each group's pending entry
+The dedupe script's hashes give its stream entry (`gateway.store.event_index`), searched
+under each source of this process's table (a deleted source's messages are not found); then,
+in one pipeline, the entry and the stream's consumer groups; then each group's pending entry
 (`XPENDING`, its attempts) and the last error its workers recorded
 (`gateway.store.deliveries`). A message a group has read past and no longer holds is
 delivered, unless it is in the group's dead-letter stream: those written since the message
@@ -18,8 +19,10 @@ from typing import Any
 import msgspec
 from redis.exceptions import ResponseError
 
-from gateway.constants import dead_letter_key, hash_tag
+from gateway.constants import DEFAULT_SOURCE, dead_letter_key, hash_tag
 from gateway.control.event_schemas import EventView, GroupStatus, RefusedView
+from gateway.control.live import LiveSources
+from gateway.ingest.sources import Sources
 from gateway.ops.text import as_text
 from gateway.store import deliveries, event_index, refusals
 from gateway.store.event_index import Where, order
@@ -35,15 +38,18 @@ nodes may differ a little)."""
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Lookup:
-    """What the admin API reads with: Redis, the partition streams, the dedupe window."""
+    """What the admin API reads with: Redis, the partition streams, the dedupe window, and
+    the sources table (whose sources' messages it looks for)."""
 
     redis: AnyRedis
     streams: Sequence[str]
     window: int
+    live: LiveSources
 
     async def event(self, message_id: str) -> EventView | RefusedView | None:
         """The message's whereabouts; its refusal if it was only refused; None if unseen."""
-        where = await event_index.find(self.redis, message_id, self.streams, self.window)
+        sources = source_ids(self.live.table)
+        where = await event_index.find(self.redis, message_id, self.streams, self.window, sources)
         if where is not None:
             return await self._accepted(message_id, where)
         refusal = await refusals.find(self.redis, message_id)
@@ -117,6 +123,12 @@ class Lookup:
                 return None
             start = f"({as_text(letters[-1][0])}"
         return None
+
+
+def source_ids(table: Sources) -> list[str]:
+    """The ids a message of `table` may be stored under: its sources', disabled ones too;
+    the open source's in open mode."""
+    return [DEFAULT_SOURCE] if table.open else [source.id for source in table.configured]
 
 
 def _message(data: bytes) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """The hot path on a Redis Cluster: one lean connection per master, writes routed by slot.
 
-Each partition stream `gateway:events:{n}` (and its dedupe sets, same hash tag) lives in
+Each partition stream `gateway:events:{n}` (and its dedupe hashes, same hash tag) lives in
 one slot, so one master. The writer learns which master owns which slot (`CLUSTER SLOTS`),
 splits each flush by owner, and sends each part through a single-node `NodeWriter` (the same
 dedupe script and pipelining as one Redis) to its master, all parts at once.

@@ -1,12 +1,13 @@
-"""The messageId index: which stream entry an accepted messageId became.
+"""Which stream entry an accepted messageId became, read from the dedupe script's hashes.
 
-The dedupe script writes it in the call that adds the entries (`gateway.store.dedupe_script`),
-so the hot path pays no round trip for it: per partition and dedupe bucket, a hash
-`gateway:where:{n}:<bucket>` of `<messageId>` -> `<entry id> <route> <source>`, expiring with
-the bucket's dedupe set. A messageId is therefore found for the dedupe window (and up to a
-quarter more) after it was accepted; with dedupe off nothing is indexed.
+The dedupe script marks each entry it adds in the call that adds it
+(`gateway.store.dedupe_script`), so the hot path pays nothing more for this: per partition
+and dedupe bucket, a hash `gateway:seen:{n}:<bucket>` of `<source>:<messageId>` ->
+`<entry id> <route>`. A messageId is therefore found for the dedupe window (and up to a
+quarter more) after it was accepted; with dedupe off nothing is kept.
 
-`find` reads it for the admin API: one `HGET` per partition and bucket, in one pipeline.
+`find` reads it for the admin API: one `HMGET` of the messageId under each candidate
+source per partition and bucket, in one pipeline.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.constants import event_index_prefix
+from gateway.constants import seen_prefix
 from gateway.store.dedupe_script import bucket_seconds
 from gateway.store.redis_client import AnyRedis
 
@@ -32,9 +33,9 @@ class Where:
     source: str
 
 
-def parse(stream: str, value: bytes) -> Where:
-    """An index value of `stream` (`<entry id> <route> <source>`)."""
-    entry_id, route, source = value.decode(errors="replace").split(" ", 2)
+def parse(stream: str, source: str, value: bytes) -> Where:
+    """A seen hash's value of `stream` and `source` (`<entry id> <route>`)."""
+    entry_id, _, route = value.decode(errors="replace").partition(" ")
     return Where(stream, entry_id, "" if route == "-" else route, source)
 
 
@@ -43,23 +44,28 @@ async def find(
     message_id: str,
     streams: Sequence[str],
     window: int,
+    sources: Sequence[str],
     now: float | None = None,
 ) -> Where | None:
-    """Where `message_id` went, looked up in every stream's buckets of the window; the
-    newest when it was accepted more than once (from two sources, or after the window)."""
-    if window <= 0:
+    """Where `message_id` of one of `sources` went, looked up in every stream's buckets of
+    the window; the newest when it was accepted more than once (from two sources, or after
+    the window)."""
+    if window <= 0 or not sources:
         return None
     buckets = bucket_range(window, time.time() if now is None else now)
+    fields = [f"{source}:{message_id}" for source in sources]
     pipe = redis.pipeline(transaction=False)
     for stream in streams:
-        prefix = event_index_prefix(stream)
+        prefix = seen_prefix(stream)
         for bucket in buckets:
-            pipe.hget(f"{prefix}{bucket}", message_id)
+            pipe.hmget(f"{prefix}{bucket}", fields)
     replies: list[Any] = await pipe.execute()
-    found: list[Where] = []
-    for position, value in enumerate(replies):
-        if value is not None:
-            found.append(parse(streams[position // len(buckets)], value))
+    found = [
+        parse(streams[position // len(buckets)], source, value)
+        for position, values in enumerate(replies)
+        for source, value in zip(sources, values, strict=True)
+        if value is not None
+    ]
     return max(found, key=lambda where: order(where.entry_id), default=None)
 
 

@@ -11,8 +11,8 @@ every process reads it once a second (`Ring.run`), so every process of `--worker
 starts noting within a second, and stops within `WATCH_TTL` of the last page closing.
 
 A flush that left duplicates out tells only how many (the dedupe script's count): which
-ones is found here, off the request, by reading the messageId index
-(`gateway.store.event_index`) and comparing the indexed entry with the one sent.
+ones is found here, off the request, by reading which entry the dedupe script's hash says
+each messageId became (`gateway.store.event_index`) and comparing it with the one sent.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 from redis.exceptions import RedisError
 
-from gateway.constants import INSPECT_STREAM, INSPECT_WATCHING, event_index_prefix
+from gateway.constants import INSPECT_STREAM, INSPECT_WATCHING, seen_prefix
 from gateway.ops import tasks
 from gateway.store import event_index
 from gateway.store.entry import Entry
@@ -149,15 +149,15 @@ class Ring:
         buckets = event_index.bucket_range(self._window, time.time())
         pipe = redis.pipeline(transaction=False)
         for _, entry in pending:
-            prefix = event_index_prefix(entry.stream)
+            prefix = seen_prefix(entry.stream)
             for bucket in buckets:
-                pipe.hget(f"{prefix}{bucket}", entry.message_id)
+                pipe.hget(f"{prefix}{bucket}", f"{entry.source}:{entry.message_id}")
         replies: list[Any] = await pipe.execute()
         width = len(buckets)
         where: list[event_index.Where | None] = []
         for position, (_, entry) in enumerate(pending):
             found = [
-                event_index.parse(entry.stream, value)
+                event_index.parse(entry.stream, entry.source, value)
                 for value in replies[position * width : (position + 1) * width]
                 if value is not None
             ]

@@ -1,0 +1,227 @@
+"""The harness's figures with the control plane's features at size, against none:
+
+    python bench/features.py [--duration 8] [--rounds 3] [--out docs/performance.md]
+
+One gateway process per variant, each on its own Redis-compatible server (suppressed ids
+live in Redis, and must not reach the other variants): no feature; a sources table of
+10,000 keys; 100,000 suppressed user ids; every source policy on (IP, fields, consent,
+origins, a rate limit the load never reaches), then with two fields of each message hashed
+and one dropped; a tracking plan of 50 events (allow mode);
+all of them at once. Each round drives every variant with the harness's track load and its
+batches of 100 (`bench/run.py`'s loads, stream check and all), one after the other, and
+each variant's figure is judged by its median ratio to the plain gateway's in the same
+round, as `bench/run.py` judges its own ratios: on a shared machine the speed moves between
+minutes, not between neighbouring runs. The table goes between the `bench:features`
+markers of --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import msgspec
+from redis import Redis
+
+from bench import payloads
+from bench.procs import ROOT, Server
+from bench.report import Row, table, write_between_markers
+from bench.run import Harness, machine_facts
+from gateway.ops.embedded import RedisProcess
+
+KEYS = 10_000
+KEYS_PER_SOURCE = 10
+SUPPRESSED = 100_000
+LIMIT = 10_000_000
+"""The rate limit's rate and burst: paid for per request, never reached."""
+WITHIN = 0.10
+"""How far under the plain gateway a variant may fall (the issues' "within 10 %")."""
+
+EVERY_POLICY = f"""ip = "truncate"
+allowed_origins = ["{payloads.ORIGIN}"]
+no_consent = "withhold"
+hash_secret = "bench-secret-0123456789"
+[source.fields]
+"traits.email" = "hash"
+"context.traits.email" = "hash"
+"properties.card" = "drop"
+[source.rate_limit]
+rate = {LIMIT}
+burst = {LIMIT}
+"""
+"""Every policy, as the issue's example source has them (docs/policies.md): a browser's
+`track` has none of those fields, so they cost their lookups; the rest applies to it whole."""
+HASHED = """"properties.name" = "hash"
+"context.campaign.name" = "hash"
+"properties.quantity" = "drop"
+"""
+"""Fields the harness's message has: two values hashed (two HMACs, not one remembered) and
+one dropped in every message, the policies' worst case for it."""
+PLAN = """[source.tracking_plan]
+path = "plan.json"
+mode = "allow"
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A gateway configuration measured against the plain one."""
+
+    name: str
+    keys: bool = False
+    suppressed: bool = False
+    policies: bool = False
+    hashed: bool = False
+    plan: bool = False
+
+    def sources_toml(self) -> str:
+        """The sources file: the harness's source, with what this variant turns on, then
+        (for `keys`) sources enough to make the table 10,000 keys."""
+        text = f'[[source]]\nid = "{payloads.SOURCE_ID}"\nwrite_keys = ["{payloads.WRITE_KEY}"]\n'
+        text += EVERY_POLICY if self.policies or self.hashed else ""
+        text = (
+            text.replace("[source.fields]\n", f"[source.fields]\n{HASHED}") if self.hashed else text
+        )
+        text += PLAN if self.plan else ""
+        if self.keys:
+            for n in range(KEYS // KEYS_PER_SOURCE):
+                keys = ", ".join(
+                    f'"wk_other_{n}_{k}_Zq8Lm2Rt"' for k in range(KEYS_PER_SOURCE - (n == 0))
+                )
+                text += f'[[source]]\nid = "other-{n}"\nwrite_keys = [{keys}]\n'
+        return text
+
+
+VARIANTS = (
+    Variant("none"),
+    Variant(f"{KEYS:,} keys", keys=True),
+    Variant(f"{SUPPRESSED:,} suppressed ids", suppressed=True),
+    Variant("every policy", policies=True),
+    Variant("every policy, 2 fields hashed", hashed=True),
+    Variant("tracking plan (50 events)", plan=True),
+    Variant("all of them", keys=True, suppressed=True, policies=True, plan=True),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per run (8)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over every variant (3)")
+    parser.add_argument(
+        "--out", default="docs/performance.md", help="file to write into, - for none"
+    )
+    options = parser.parse_args(argv)
+    started = time.monotonic()
+    machine = machine_facts()
+    rows: list[Row] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-features-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        runs = [stack.enter_context(_started(variant, Path(tmp), options)) for variant in VARIANTS]
+        for round_ in range(1, options.rounds + 1):
+            for harness, server in runs:
+                for load in (harness.track, harness.batch):
+                    harness.measure(server, load, round_=round_)
+                    rows.append(harness.rows[-1])
+    block = render(rows, machine, options, time.monotonic() - started)
+    print(block)
+    if options.out != "-":
+        write_between_markers(ROOT / options.out, block, "features")
+        print(f"\nwritten into {options.out}")
+    return 0
+
+
+@contextlib.contextmanager
+def _started(
+    variant: Variant, tmp: Path, options: argparse.Namespace
+) -> Iterator[tuple[Harness, Server]]:
+    """The variant's Redis and gateway, running; a harness bound to them."""
+    home = tmp / variant.name.replace(" ", "_").replace(",", "")
+    home.mkdir()
+    suppressed = SUPPRESSED if variant.suppressed else 0
+    harness = Harness(
+        home,
+        argparse.Namespace(
+            duration=options.duration,
+            connections=options.connections,
+            threads=1,
+            rounds=options.rounds,
+            suppressed=suppressed,
+            plan=False,
+            inspector_pages=0,
+        ),
+    )
+    harness.sources.write_text(variant.sources_toml())
+    (home / "plan.json").write_bytes(msgspec.json.encode(payloads.tracking_plan()))
+    redis_server = RedisProcess(home / "redis")
+    redis_server.start()
+    assert redis_server.process is not None
+    harness.redis_port = redis_server.port
+    harness.redis_pid = redis_server.process.pid
+    harness.redis = Redis.from_url(redis_server.url)
+    harness.redis.config_set("lazyfree-lazy-user-flush", "no")
+    try:
+        with harness.gateway(redis_server.url, 1) as server:
+            server.name = variant.name
+            yield harness, server
+    finally:
+        harness.redis.close()
+        redis_server.stop()
+
+
+def render(
+    rows: list[Row], machine: dict[str, str], options: argparse.Namespace, elapsed: float
+) -> str:
+    """The results block: each variant's median ratio to none, then every run."""
+    lines = [
+        "| variant | track: median ratio to none (rounds) "
+        "| batches of 100: median ratio to none (rounds) | within 10 % |",
+        "|---|---|---|---|",
+    ]
+    for variant in VARIANTS[1:]:
+        cells = []
+        medians = []
+        for payload in ("track", "batch of 100"):
+            ratios = _ratios(rows, variant.name, payload)
+            medians.append(statistics.median(ratios))
+            cells.append(f"{medians[-1]:.2f}x ({', '.join(f'{r:.2f}' for r in ratios)})")
+        verdict = "yes" if min(medians) >= 1 - WITHIN else "**no**"
+        lines.append(f"| {variant.name} | {cells[0]} | {cells[1]} | {verdict} |")
+    facts = "\n".join(f"- {key}: {value}" for key, value in machine.items())
+    return f"""### Features at size, last run
+
+`python bench/features.py --duration {options.duration:g} --connections {options.connections} \
+--rounds {options.rounds}`: {elapsed:.0f} s in all, one gateway process per variant.
+
+{facts}
+
+{chr(10).join(lines)}
+
+{table(rows)}
+"""
+
+
+def _ratios(rows: list[Row], name: str, payload: str) -> list[float]:
+    """Per round, the variant's messages/s over the plain gateway's."""
+    plain = {r.round: r.messages_per_s for r in rows if r.server == "none" and r.payload == payload}
+    return [
+        r.messages_per_s / plain[r.round]
+        for r in rows
+        if r.server == name and r.payload == payload and r.round in plain
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
