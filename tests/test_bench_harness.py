@@ -216,3 +216,12 @@ def test_open_pages_are_summed_up_in_one_line() -> None:
         "5 left out by the feed's sampling"
     )
     assert pages.summary("Traceback: boom", 10) == "the pages did not run: Traceback: boom"
+
+
+def test_feature_ratios_are_to_the_plain_runs_that_bracket_the_round() -> None:
+    def row(server: str, rate: float) -> Row:
+        return Row(server, "track", 64, "peak", 1, rate=rate, round=1)
+
+    rows = [row("none", 100.0), row("every policy", 90.0), row("none, again", 80.0)]
+    assert features._ratios(rows, "every policy", "track") == [1.0]
+    assert features._ratios(rows, "none, again", "track") == [0.8]
