@@ -38,7 +38,11 @@ class Family(NamedTuple):
     paths: Callable[[], PathItems]
 
 
-def _home_paths() -> PathItems:
+def _no_routes() -> Routes:
+    return {}  # `create` serves the document itself
+
+
+def _document_paths() -> PathItems:
     return {
         "/openapi.json": {
             "get": operation("openapi", "This document", {200: ("The document.", {})})
@@ -64,7 +68,7 @@ def _metrics_paths() -> PathItems:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family(dict, _home_paths),
+    Family(_no_routes, _document_paths),
     Family(inspector_api.routes, inspector_doc.paths),
     Family(sources_api.routes, sources_doc.paths),
     Family(regulations_api.routes, regulations_doc.paths),
