@@ -134,6 +134,10 @@ unknown path answers a JSON 404, a known path with another method a JSON 405 wit
 else `*`) and exposes `Retry-After`.
 - Limits (32 KB a message, 500 KB and 2,500 items a batch, nesting 64) are the defaults; \
 see docs/configuration.md.
+- **Every route** may answer 429 `Too many requests from this address` (the contract's error \
+body, with `Retry-After`) when one client address goes past its budget of requests a second \
+(`--address-rate`, `--address-burst`; see docs/security.md); the operations below list only \
+their own answers.
 """
 
 
