@@ -229,10 +229,13 @@ async def test_a_suppressed_message_is_shown_while_watched(
     if watched:
         await redis.set(INSPECT_WATCHING, b"1", ex=5)
     await asyncio.sleep(1.3)  # the suppression and the flag are read
-    assert (await client.post("/v1/track", json={"userId": "gone", "event": "E"})).status == 200
+    sent = {"userId": "gone", "event": "E", "writeKey": "wk_in_the_body_1234"}
+    assert (await client.post("/v1/track", json=sent)).status == 200
     await asyncio.sleep(1.3)
     noted = await read_stream(redis, INSPECT_STREAM)
     assert [f[b"outcome"] for _, f in noted] == ([b"suppressed"] if watched else [])
+    # Dropped before enrichment, which removes the key: the ring must not keep it either.
+    assert not any(b"wk_in_the_body" in value for _, f in noted for value in f.values())
 
 
 async def test_the_load_script_keeps_pages_open(make_client: MakeClient) -> None:

@@ -124,7 +124,8 @@ class Ingest:
             enforcer.admit(arrival.origin)
         view = validate(message, kind, path)
         if self.suppression.drops(view, kind, arrival, source.id):
-            if self.ring.watching:
+            if self.ring.watching:  # not yet enriched: the body's writeKey is still there
+                message.pop("writeKey", None)
                 shown = Entry("", _encode(message), source.id, "", arrival.route)
                 self.ring.note("suppressed", (shown,), "a regulation suppresses its user")
             return dropped(view)
