@@ -66,7 +66,7 @@ class Summary(msgspec.Struct):
     def fields(self) -> dict[str, str]:
         """As stream fields: text, cut, absent ones empty."""
         return {
-            name: _cut(value if isinstance(value, str) else "" if value is None else str(value))
+            name: cut(value if isinstance(value, str) else "" if value is None else str(value))
             for name, value in msgspec.structs.asdict(self).items()
         }
 
@@ -189,9 +189,9 @@ def _fields(outcome: str, reason: str, route: str, at: int, entry: Entry) -> dic
     data = entry.data[:MAX_DATA].decode("utf-8", "replace")
     return {
         "outcome": outcome,
-        "reason": _cut(reason),
-        "route": _cut(route),
-        "source": _cut(entry.source),
+        "reason": cut(reason),
+        "route": cut(route),
+        "source": cut(entry.source),
         "at": str(at),
         **summary(entry.data).fields(),
         "data": data,
@@ -199,5 +199,6 @@ def _fields(outcome: str, reason: str, route: str, at: int, entry: Entry) -> dic
     }
 
 
-def _cut(text: str) -> str:
+def cut(text: str) -> str:
+    """`text` cut to `MAX_FIELD` characters (`gateway.store.refusals` keeps the same bound)."""
     return text if len(text) <= MAX_FIELD else text[:MAX_FIELD] + "…"

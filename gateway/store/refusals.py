@@ -7,8 +7,9 @@ at most `BUFFER` between two writes; more are counted in `dropped` and left out)
 what it noted once a second, in one pipeline (`Refusals.run`), to the stream
 `gateway:refused`, trimmed as it goes to about `MAXLEN` entries (`XADD MAXLEN ~`). Anyone
 may send refused messages, so what they cost Redis is bounded: every field is cut to
-`MAX_FIELD` characters, so the stream holds at most about `MAXLEN` entries of under 2 KB
-(nine fields) whoever sends them; a flood of refusals pushes older ones out sooner, nothing more.
+`MAX_FIELD` characters (the inspector's bound, shared), so the stream holds at most about
+`MAXLEN` entries of under 2 KB (nine fields) whoever sends them; a flood of refusals pushes
+older ones out sooner, nothing more.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from gateway.constants import REFUSED_STREAM
-from gateway.store.inspector_ring import Summary
+from gateway.store.inspector_ring import MAX_FIELD as MAX_FIELD  # one bound for both streams
+from gateway.store.inspector_ring import Summary, cut
 from gateway.store.redis_client import AnyRedis
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,6 @@ MAXLEN = 10_000
 """About how many refusals the stream keeps (the newest), all processes together."""
 BUFFER = 1_000
 """Refusals a process holds between two writes; past it, they are dropped (and counted)."""
-MAX_FIELD = 200
-"""Characters kept of each field (the messageId and the reason come from the client)."""
 EVERY = 1.0
 """Seconds between two writes."""
 PAGE = 1_000
@@ -116,7 +116,7 @@ class Refusals:
         self._pending.clear()
         pipe = redis.pipeline(transaction=False)
         for noted in batch:
-            fields = Refusal(*(_cut(text) for text in noted)).fields()
+            fields = Refusal(*(cut(text) for text in noted)).fields()
             pipe.xadd(REFUSED_STREAM, fields, maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
         try:
             await pipe.execute()
@@ -152,7 +152,3 @@ async def find(redis: AnyRedis, message_id: str) -> Refusal | None:
         if len(entries) < PAGE:
             return None
         end = f"({entries[-1][0].decode()}"
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_FIELD else text[:MAX_FIELD] + "…"
