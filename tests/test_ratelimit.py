@@ -130,6 +130,77 @@ async def test_concurrent_checks_share_round_trips_and_stay_exact(
         await limiter.close()
 
 
+async def test_a_fast_limit_is_spent_from_leases(redis_server: RedisProcess, redis: Redis) -> None:
+    # 100,000/s on one process: leases of 1,000 tokens (10 ms of the rate), the next asked
+    # for once half is spent. 20,000 checks one after the other ask Redis about 40 times,
+    # where each would have asked once.
+    limiter = RateLimiter(redis_server.url, timeout=2.0, processes=1)
+    try:
+        limit = Limit(rate=100_000, burst=100_000)
+        allowed = [(await limiter.check("k", limit)).allowed for _ in range(20_000)]
+        assert all(allowed)
+        assert limiter.flushes <= 45, limiter.flushes
+        assert limiter.fallbacks == 0
+    finally:
+        await limiter.close()
+
+
+async def test_leases_of_two_processes_keep_the_shared_limit(
+    redis_server: RedisProcess, redis: Redis
+) -> None:
+    # Two processes' limiters on one bucket of 300 refilling at 1,000/s: leases of 5 tokens
+    # each (10 ms of the rate, halved). Tokens held in a lease are not the other process's,
+    # so at most 1.5 leases a process are let through early or held back.
+    one, two = (RateLimiter(redis_server.url, timeout=2.0, processes=2) for _ in range(2))
+    try:
+        limit = Limit(rate=1_000, burst=300)
+        started = time.monotonic()
+        allowed = 0
+        for _ in range(400):
+            allowed += (await one.check("k", limit)).allowed
+            allowed += (await two.check("k", limit)).allowed
+        elapsed = time.monotonic() - started
+        held = 2 * 1.5 * 5
+        assert 300 - held <= allowed <= 300 + 1_000 * elapsed + held, (allowed, elapsed)
+        assert one.flushes + two.flushes < 800  # the leases saved round trips
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_changed_limit_is_not_spent_from_the_old_lease(
+    redis_server: RedisProcess, redis: Redis
+) -> None:
+    limiter = RateLimiter(redis_server.url, timeout=2.0, processes=1)
+    try:
+        assert (await limiter.check("k", Limit(rate=100_000, burst=100_000))).allowed
+        assert limiter.take("k", Limit(rate=100_000, burst=100_000), 1)  # a lease is held
+        # The source's limit is lowered (sources file, admin API): the lease is not used,
+        # and the bucket is capped at the new burst.
+        lowered = Limit(rate=0.01, burst=2)
+        assert not limiter.take("k", lowered, 1)
+        assert [(await limiter.check("k", lowered)).allowed for _ in range(3)] == [
+            True,
+            True,
+            False,
+        ]
+    finally:
+        await limiter.close()
+
+
+async def test_slow_limits_take_no_lease(redis_server: RedisProcess, redis: Redis) -> None:
+    # 100/s on one process would be a lease of 1 token: every check asks Redis, exactly.
+    limiter = RateLimiter(redis_server.url, timeout=2.0, processes=1)
+    try:
+        limit = Limit(rate=100, burst=100)
+        for _ in range(5):
+            assert (await limiter.check("k", limit)).allowed
+        assert limiter.flushes == 5
+        assert not limiter.take("k", limit, 1)
+    finally:
+        await limiter.close()
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     server = RedisProcess(tmp_path / "redis")
