@@ -1,6 +1,7 @@
 """The harness's figures with the control plane's features at size, against none:
 
-    python bench/features.py [--duration 8] [--rounds 3] [--out docs/performance.md]
+    python bench/features.py [--duration 8] [--rounds 3] [--only VARIANT ...] [--together]
+                             [--out docs/performance.md]
 
 One gateway process per variant, each on its own Redis-compatible server (suppressed ids
 live in Redis, and must not reach the other variants): no feature; a sources table of
@@ -14,6 +15,13 @@ gateway's in the same round, as `bench/run.py` judges its own ratios: on a share
 the speed moves between minutes, not between neighbouring runs. "none" is the mean of the
 plain gateway's run first in the round and its run last, so that a drift within the round
 falls on both sides; the last line (`none, again` against the first run) shows the noise.
+
+On a machine whose speed moves within seconds, even that is too coarse: `--together` drives
+each variant at the same moment as the plain gateway, each with its own wrk, so whatever
+slows the machine slows both, and the two gateways share its cores as the scheduler shares
+them; their ratio is then the ratio of what a message costs each. `none, again` beside `none`
+shows what the method resolves. (The load generator's CPU column is then both wrk's.)
+`--only VARIANT` measures only that variant (repeat it) beside the plain gateway.
 The table goes between the `bench:features` markers of --out.
 """
 
@@ -25,8 +33,10 @@ import dataclasses
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -36,6 +46,7 @@ import msgspec
 from redis import Redis
 
 from bench import payloads
+from bench.loadgen import Load
 from bench.procs import ROOT, Server
 from bench.report import Row, table, write_between_markers
 from bench.run import Harness, machine_facts
@@ -48,6 +59,9 @@ LIMIT = 10_000_000
 """The rate limit's rate and burst: paid for per request, never reached."""
 WITHIN = 0.10
 """How far under the plain gateway a variant may fall (the issues' "within 10 %")."""
+PAYLOADS = ("track", "batch of 100")
+Ratios = dict[tuple[str, str], list[float]]
+"""(variant, payload) -> the variant's messages/s over the plain gateway's, per round."""
 
 EVERY_POLICY = f"""ip = "truncate"
 allowed_origins = ["{payloads.ORIGIN}"]
@@ -123,23 +137,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over every variant (3)")
     parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="VARIANT",
+        help="measure this variant (repeat for more) beside the plain gateway; default: all",
+    )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="drive each variant at the same time as the plain gateway, not in turn",
+    )
+    parser.add_argument(
         "--out", default="docs/performance.md", help="file to write into, - for none"
     )
     options = parser.parse_args(argv)
+    names = [variant.name for variant in VARIANTS]
+    unknown = [name for name in options.only if name not in names]
+    if unknown:
+        parser.error(f"no variant {', '.join(unknown)}; the variants: {'; '.join(names[1:-1])}")
+    variants = [
+        v for v in VARIANTS if not options.only or v.name in (*options.only, "none", "none, again")
+    ]
     started = time.monotonic()
     machine = machine_facts()
     rows: list[Row] = []
+    ratios: Ratios = {}
     with (
         tempfile.TemporaryDirectory(prefix="gateway-features-") as tmp,
         contextlib.ExitStack() as stack,
     ):
-        runs = [stack.enter_context(_started(variant, Path(tmp), options)) for variant in VARIANTS]
+        runs = [stack.enter_context(_started(variant, Path(tmp), options)) for variant in variants]
         for round_ in range(1, options.rounds + 1):
+            if options.together:
+                for run in runs[1:]:
+                    for payload in PAYLOADS:
+                        plain, row = _together(runs[0], run, payload, round_)
+                        rows += [plain, row]
+                        ratios.setdefault((row.server, payload), []).append(
+                            row.messages_per_s / plain.messages_per_s
+                        )
+                continue
             for harness, server in runs:
-                for load in (harness.track, harness.batch):
-                    harness.measure(server, load, round_=round_)
+                for payload in PAYLOADS:
+                    harness.measure(server, _load(harness, payload), round_=round_)
                     rows.append(harness.rows[-1])
-    block = render(rows, machine, options, time.monotonic() - started)
+        if not options.together:
+            ratios = _in_turn(rows, variants)
+    block = render(rows, ratios, variants, machine, options, time.monotonic() - started)
     print(block)
     if options.out != "-":
         write_between_markers(ROOT / options.out, block, "features")
@@ -185,30 +230,78 @@ def _started(
         redis_server.stop()
 
 
+def _load(harness: Harness, payload: str) -> Load:
+    return harness.track if payload == "track" else harness.batch
+
+
+def _together(
+    plain: tuple[Harness, Server], other: tuple[Harness, Server], payload: str, round_: int
+) -> tuple[Row, Row]:
+    """The plain gateway and `other` driven at the same moment, each by its own wrk on its
+    own Redis: their rows. Whatever else the machine runs slows both alike, and the two
+    share its cores as the scheduler shares them, so the ratio of their figures is the
+    ratio of what a message costs each, end to end."""
+    pairs = (plain, other)
+    with ThreadPoolExecutor(len(pairs)) as pool:
+        list(pool.map(lambda run: run[0].ready(run[1], _load(run[0], payload)), pairs))
+        ready = threading.Barrier(len(pairs))
+
+        def drive(run: tuple[Harness, Server]) -> Row:
+            harness, server = run
+            ready.wait()
+            harness.drive(server, _load(harness, payload), round_=round_)
+            return harness.rows[-1]
+
+        first, second = pool.map(drive, pairs)
+    return first, second
+
+
+def _in_turn(rows: list[Row], variants: list[Variant]) -> Ratios:
+    """Each variant's ratios, per round, when the variants were driven in turn."""
+    return {
+        (variant.name, payload): _ratios(rows, variant.name, payload)
+        for variant in variants[1:]
+        for payload in PAYLOADS
+    }
+
+
 def render(
-    rows: list[Row], machine: dict[str, str], options: argparse.Namespace, elapsed: float
+    rows: list[Row],
+    ratios: Ratios,
+    variants: list[Variant],
+    machine: dict[str, str],
+    options: argparse.Namespace,
+    elapsed: float,
 ) -> str:
     """The results block: each variant's median ratio to none, then every run."""
     lines = [
         "| variant | track: median ratio to none (rounds) "
         "| batches of 100: median ratio to none (rounds) | within 10 % |",
-        # "none" is the mean of the plain gateway's first and last runs of the round.
         "|---|---|---|---|",
     ]
-    for variant in VARIANTS[1:]:
+    for variant in variants[1:]:
         cells = []
         medians = []
-        for payload in ("track", "batch of 100"):
-            ratios = _ratios(rows, variant.name, payload)
-            medians.append(statistics.median(ratios))
-            cells.append(f"{medians[-1]:.2f}x ({', '.join(f'{r:.2f}' for r in ratios)})")
+        for payload in PAYLOADS:
+            found = ratios[variant.name, payload]
+            medians.append(statistics.median(found))
+            cells.append(f"{medians[-1]:.2f}x ({', '.join(f'{r:.2f}' for r in found)})")
         verdict = "yes" if min(medians) >= 1 - WITHIN else "**no**"
         lines.append(f"| {variant.name} | {cells[0]} | {cells[1]} | {verdict} |")
     facts = "\n".join(f"- {key}: {value}" for key, value in machine.items())
+    flags = "".join(f' --only "{name}"' for name in options.only)
+    flags += " --together" if options.together else ""
+    how = (
+        "each variant driven at the same time as the plain gateway (its row just before)"
+        if options.together
+        else "the variants driven in turn; none: the mean of the plain gateway's runs first "
+        "and last in the round (none, again)"
+    )
     return f"""### Features at size, last run
 
 `python bench/features.py --duration {options.duration:g} --connections {options.connections} \
---rounds {options.rounds}`: {elapsed:.0f} s in all, one gateway process per variant.
+--rounds {options.rounds}{flags}`: {elapsed:.0f} s in all, one gateway process per variant, \
+{how}.
 
 {facts}
 

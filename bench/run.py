@@ -240,16 +240,27 @@ class Harness:
         `rate`: paced at that many requests/s (else as fast as it goes); `stores`: the
         server writes to the stream, so its length is checked against the answers;
         `round_`: which round of an alternating pair this is (0: none)."""
-        url = f"http://127.0.0.1:{server.port}"
+        self.ready(server, load, rate, warmup)
+        return self.drive(server, load, rate, stores, round_)
 
-        def drive(seconds: float, pace: float | None) -> WrkResult:
-            nonce = _nonce()
-            return run_wrk(url, load, seconds, self.connections, self.threads, nonce, pace)
-
+    def ready(
+        self, server: Server, load: Load, rate: float | None = None, warmup: bool = True
+    ) -> None:
+        """Before a measured run: warm `server` up (unless not `warmup`), empty Redis."""
         if warmup:
-            drive(WARMUP_SECONDS, rate)
+            self._wrk(server, load, WARMUP_SECONDS, rate)
         self._settle()
         self._empty_redis()
+
+    def drive(
+        self,
+        server: Server,
+        load: Load,
+        rate: float | None = None,
+        stores: bool = True,
+        round_: int = 0,
+    ) -> WrkResult:
+        """The measured run of `measure`, once `ready`; adds its row."""
         mode = "peak" if rate is None else f"paced at {rate:,.0f} req/s"
         if round_:
             mode += f", round {round_}"
@@ -257,7 +268,7 @@ class Harness:
         groups = {f"server {pid}": [pid] for pid in server.serving_pids()}
         meter = CpuMeter({**groups, "redis": [self.redis_pid], "load": []})
         meter.start()
-        result = drive(self.duration, rate)
+        result = self._wrk(server, load, self.duration, rate)
         cpu = meter.stop()
         row = Row(
             server=server.name,
@@ -277,6 +288,10 @@ class Harness:
         row.rss = server.peak_rss()
         self.rows.append(row)
         return result
+
+    def _wrk(self, server: Server, load: Load, seconds: float, pace: float | None) -> WrkResult:
+        url = f"http://127.0.0.1:{server.port}"
+        return run_wrk(url, load, seconds, self.connections, self.threads, _nonce(), pace)
 
     def _empty_redis(self, timeout: float = 30.0) -> None:
         """An empty Redis with a fresh AOF, so no run pays for an earlier one's data.

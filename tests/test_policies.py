@@ -15,8 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.constants import REJECTED_STREAM
-from gateway.ingest.policy import Policies, RateLimit
-from gateway.ingest.redact import truncate_ip
+from gateway.ingest.policy import FieldAction, Policies, RateLimit
+from gateway.ingest.redact import Enforcer, truncate_ip
 from gateway.ingest.sources import CommandersAct, Source, Sources, SourcesError, read_file
 from tests.helpers.gateway import MakeClient, admin_of
 from tests.helpers.streams import read_stream, stream_messages
@@ -325,3 +325,59 @@ async def test_a_refused_commanders_act_event_is_not_stored_as_sent(
     everything = await every_value_in_redis(redis)
     assert EMAIL.encode() not in everything
     assert b"192.0.2.201" not in everything
+
+
+def test_each_field_rule_changes_a_value_once() -> None:
+    # `*` takes the keys no rule of its level names: `properties.card` is dropped, and
+    # `properties.name` hashed once, not twice; `*` and a named path under it both apply.
+    fields: dict[str, FieldAction] = {
+        "properties.*": "hash",
+        "properties.card": "drop",
+        "properties.name": "hash",
+        "context.*.email": "hash",
+        "context.traits.phone": "drop",
+        "absent.path": "drop",
+    }
+    enforcer = Enforcer(Policies(fields=fields, hash_secret=SECRET))
+    message: dict[str, Any] = {
+        "properties": {"card": CARD, "total": 3, "name": "x"},
+        "context": {
+            "traits": {"email": EMAIL, "phone": "1"},
+            "device": {"email": EMAIL},
+            "ip": "1.2.3.4",
+        },
+    }
+    enforcer.apply(message)
+
+    def digest(value: bytes) -> str:
+        return hmac.new(SECRET.encode(), value, hashlib.sha256).hexdigest()
+
+    assert message == {
+        "properties": {"total": digest(b"3"), "name": digest(b"x")},
+        "context": {
+            "traits": {"email": digest(EMAIL.encode())},
+            "device": {"email": digest(EMAIL.encode())},
+            "ip": "1.2.3.4",
+        },
+    }
+
+
+def test_paths_without_a_star_follow_dicts_only() -> None:
+    fields: dict[str, FieldAction] = {
+        "traits.email": "hash",
+        "context.traits.email": "hash",
+        "properties.card": "drop",
+    }
+    enforcer = Enforcer(Policies(fields=fields, hash_secret=SECRET))
+    message: dict[str, Any] = {
+        "traits": {"email": EMAIL, "plan": "pro"},
+        "context": {"traits": "not an object"},  # nothing under it to change
+        "properties": {"card": {"number": CARD}, "total": 3},  # dropped whole
+    }
+    enforcer.apply(message)
+    expected = hmac.new(SECRET.encode(), EMAIL.encode(), hashlib.sha256).hexdigest()
+    assert message == {
+        "traits": {"email": expected, "plan": "pro"},
+        "context": {"traits": "not an object"},
+        "properties": {"total": 3},
+    }

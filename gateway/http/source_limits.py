@@ -20,7 +20,7 @@ Sources without a limit cost one empty-dict test per request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import msgspec
 from aiohttp import web
@@ -51,18 +51,31 @@ def bucket(source: str, limit: RateLimit, data: bytes) -> str:
     return f"source:{source}:user:{who}"
 
 
-async def admit(request: web.Request, entries: Sequence[Entry]) -> Sequence[Entry]:
-    """The entries to store: all, or those within their source's limit (`drop`); a 429
-    when a `refuse` source is over its limit."""
-    limits = request.app[INGEST].sources.limits
-    if not limits or not entries:
-        return entries
+def _groups(
+    limits: Mapping[str, RateLimit], entries: Sequence[Entry]
+) -> Mapping[str, tuple[RateLimit, Sequence[Entry]]]:
+    """The entries by the bucket they draw from, with its limit; entries of sources without
+    a limit are in none."""
+    first = entries[0].source
+    limit = limits.get(first)
+    if limit is not None and not limit.per_user and all(e.source == first for e in entries):
+        return {f"source:{first}": (limit, entries)}  # a request of one source: most are
     groups: dict[str, tuple[RateLimit, list[Entry]]] = {}
     for entry in entries:
         limit = limits.get(entry.source)
         if limit is not None:
             name = bucket(entry.source, limit, entry.data)
             groups.setdefault(name, (limit, []))[1].append(entry)
+    return groups
+
+
+async def admit(request: web.Request, entries: Sequence[Entry]) -> Sequence[Entry]:
+    """The entries to store: all, or those within their source's limit (`drop`); a 429
+    when a `refuse` source is over its limit."""
+    limits = request.app[INGEST].sources.limits
+    if not limits or not entries:
+        return entries
+    groups = _groups(limits, entries)
     if not groups:
         return entries
     limiter = request.app[LIMITER]
