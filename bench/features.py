@@ -60,8 +60,8 @@ LIMIT = 10_000_000
 WITHIN = 0.10
 """How far under the plain gateway a variant may fall (the issues' "within 10 %")."""
 PAYLOADS = ("track", "batch of 100")
-Ratios = dict[tuple[str, str], list[float]]
-"""(variant, payload) -> the variant's messages/s over the plain gateway's, per round."""
+Judged = list[tuple[Row, list[Row]]]
+"""Each variant's run with the plain gateway's runs it is judged against."""
 
 EVERY_POLICY = f"""ip = "truncate"
 allowed_origins = ["{payloads.ORIGIN}"]
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     machine = machine_facts()
     rows: list[Row] = []
-    ratios: Ratios = {}
+    judged: Judged = []
     with (
         tempfile.TemporaryDirectory(prefix="gateway-features-") as tmp,
         contextlib.ExitStack() as stack,
@@ -174,17 +174,15 @@ def main(argv: list[str] | None = None) -> int:
                     for payload in PAYLOADS:
                         plain, row = _together(runs[0], run, payload, round_)
                         rows += [plain, row]
-                        ratios.setdefault((row.server, payload), []).append(
-                            row.messages_per_s / plain.messages_per_s
-                        )
+                        judged.append((row, [plain]))
                 continue
             for harness, server in runs:
                 for payload in PAYLOADS:
                     harness.measure(server, _load(harness, payload), round_=round_)
                     rows.append(harness.rows[-1])
         if not options.together:
-            ratios = _in_turn(rows, variants)
-    block = render(rows, ratios, variants, machine, options, time.monotonic() - started)
+            judged = _in_turn(rows)
+    block = render(rows, judged, variants, machine, options, time.monotonic() - started)
     print(block)
     if options.out != "-":
         write_between_markers(ROOT / options.out, block, "features")
@@ -256,38 +254,64 @@ def _together(
     return first, second
 
 
-def _in_turn(rows: list[Row], variants: list[Variant]) -> Ratios:
-    """Each variant's ratios, per round, when the variants were driven in turn."""
-    return {
-        (variant.name, payload): _ratios(rows, variant.name, payload)
-        for variant in variants[1:]
-        for payload in PAYLOADS
-    }
+def _in_turn(rows: list[Row]) -> Judged:
+    """Each variant's runs, driven in turn, with the plain gateway's runs first in the round
+    and last (`none, again`): a drift of the machine within the round falls on both sides
+    alike. `none, again` itself is judged against the first."""
+    plain: dict[tuple[int, str], list[Row]] = {}
+    for row in rows:
+        if row.server in ("none", "none, again"):
+            plain.setdefault((row.round, row.payload), []).append(row)
+    return [
+        (row, plain[row.round, row.payload][: 1 if row.server == "none, again" else 2])
+        for row in rows
+        if row.server != "none"
+    ]
+
+
+def _cpu_per_message(row: Row) -> float:
+    """µs of the gateway's processes' CPU a message."""
+    serving = sum(share for name, share in row.cpu.items() if name.startswith("server"))
+    return serving / 100 / row.messages_per_s * 1e6
+
+
+def _medians(judged: Judged, name: str, payload: str) -> tuple[str, str, float, float]:
+    """The variant's messages/s and CPU a message over the plain gateway's: two cells
+    (median and rounds), and the two medians."""
+    cells, medians = [], []
+    for metric in (lambda row: row.messages_per_s, _cpu_per_message):
+        ratios = [
+            metric(row) / statistics.mean(map(metric, plain))
+            for row, plain in judged
+            if row.server == name and row.payload == payload
+        ]
+        medians.append(statistics.median(ratios))
+        cells.append(f"{medians[-1]:.2f}x ({', '.join(f'{r:.2f}' for r in ratios)})")
+    return cells[0], cells[1], medians[0], medians[1]
 
 
 def render(
     rows: list[Row],
-    ratios: Ratios,
+    judged: Judged,
     variants: list[Variant],
     machine: dict[str, str],
     options: argparse.Namespace,
     elapsed: float,
 ) -> str:
-    """The results block: each variant's median ratio to none, then every run."""
+    """The results block: each variant's median ratios to none, then every run."""
     lines = [
-        "| variant | track: median ratio to none (rounds) "
-        "| batches of 100: median ratio to none (rounds) | within 10 % |",
-        "|---|---|---|---|",
+        "| variant | payload | messages/s: median ratio to none (rounds) "
+        "| gateway CPU a message: median ratio to none (rounds) | within 10 % |",
+        "|---|---|---|---|---|",
     ]
     for variant in variants[1:]:
-        cells = []
-        medians = []
         for payload in PAYLOADS:
-            found = ratios[variant.name, payload]
-            medians.append(statistics.median(found))
-            cells.append(f"{medians[-1]:.2f}x ({', '.join(f'{r:.2f}' for r in found)})")
-        verdict = "yes" if min(medians) >= 1 - WITHIN else "**no**"
-        lines.append(f"| {variant.name} | {cells[0]} | {cells[1]} | {verdict} |")
+            rate, cpu, rate_median, cpu_median = _medians(judged, variant.name, payload)
+            verdict = rate_median >= 1 - WITHIN and cpu_median <= 1 + WITHIN
+            lines.append(
+                f"| {variant.name} | {payload} | {rate} | {cpu} | "
+                f"{'yes' if verdict else '**no**'} |"
+            )
     facts = "\n".join(f"- {key}: {value}" for key, value in machine.items())
     flags = "".join(f' --only "{name}"' for name in options.only)
     flags += " --together" if options.together else ""
@@ -309,23 +333,6 @@ def render(
 
 {table(rows)}
 """
-
-
-def _ratios(rows: list[Row], name: str, payload: str) -> list[float]:
-    """Per round, the variant's messages/s over the plain gateway's, the mean of its run
-    first in the round and its run last (`none, again`): a drift of the machine within the
-    round falls on both sides alike. `none, again` itself is judged against the first."""
-    plain: dict[int, list[float]] = {}
-    for row in rows:
-        if row.server in ("none", "none, again") and row.payload == payload:
-            plain.setdefault(row.round, []).append(row.messages_per_s)
-    if name == "none, again":
-        plain = {n: rates[:1] for n, rates in plain.items()}
-    return [
-        r.messages_per_s / statistics.mean(plain[r.round])
-        for r in rows
-        if r.server == name and r.payload == payload and r.round in plain
-    ]
 
 
 if __name__ == "__main__":

@@ -219,9 +219,23 @@ def test_open_pages_are_summed_up_in_one_line() -> None:
 
 
 def test_feature_ratios_are_to_the_plain_runs_that_bracket_the_round() -> None:
-    def row(server: str, rate: float) -> Row:
-        return Row(server, "track", 64, "peak", 1, rate=rate, round=1)
+    def row(server: str, rate: float, cpu: float) -> Row:
+        return Row(server, "track", 64, "peak", 1, rate=rate, cpu={"server 1": cpu}, round=1)
 
-    rows = [row("none", 100.0), row("every policy", 90.0), row("none, again", 80.0)]
-    assert features._ratios(rows, "every policy", "track") == [1.0]
-    assert features._ratios(rows, "none, again", "track") == [0.8]
+    rows = [row("none", 100.0, 50), row("every policy", 90.0, 54), row("none, again", 80.0, 60)]
+    judged = features._in_turn(rows)
+    # Messages/s: 90 against the mean of 100 and 80; CPU a message: 0.6 against 0.5 and 0.75.
+    rate, cpu, rate_median, cpu_median = features._medians(judged, "every policy", "track")
+    assert (rate_median, round(cpu_median, 3)) == (1.0, 0.96)
+    assert (rate, cpu) == ("1.00x (1.00)", "0.96x (0.96)")
+    _, _, again, _ = features._medians(judged, "none, again", "track")
+    assert again == 0.8
+
+
+def test_together_runs_are_judged_against_their_partner() -> None:
+    def row(server: str, rate: float, cpu: float) -> Row:
+        return Row(server, "track", 64, "peak", 1, rate=rate, cpu={"server 1": cpu}, round=1)
+
+    plain, policy = row("none", 100.0, 50), row("every policy", 95.0, 57)
+    _, _, rate, cpu = features._medians([(policy, [plain])], "every policy", "track")
+    assert (rate, round(cpu, 2)) == (0.95, 1.2)
