@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.constants import REJECTED_STREAM
+from gateway.http.app_keys import LIMITER
 from gateway.ingest.policy import FieldAction, Policies, RateLimit
 from gateway.ingest.redact import Enforcer, truncate_ip
 from gateway.ingest.sources import CommandersAct, Source, Sources, SourcesError, read_file
@@ -226,6 +227,19 @@ async def test_rate_limit_refuses_with_retry_after(make_client: MakeClient, redi
         assert other.status == 200
     stored = await stream_messages(redis)
     assert sum(m["_source"] == "web" for m in stored) == 5
+
+
+async def test_a_fast_rate_limit_is_spent_without_a_round_trip_a_request(
+    make_client: MakeClient, redis: Redis
+) -> None:
+    # 100,000/s: the process leases 1,000 tokens at a time (`gateway.store.ratelimit`).
+    client = await make_client(Sources([web(rate_limit=RateLimit(rate=100_000)), OTHER]))
+    body = {"userId": "u", "event": "A"}
+    for _ in range(50):
+        response = await client.post("/v1/track", json=body, headers=basic("wk_web"))
+        assert response.status == 200
+    assert client.app[LIMITER].flushes <= 3  # the first request's, and leases ahead
+    assert len(await stream_messages(redis)) == 50
 
 
 async def test_rate_limit_per_user(make_client: MakeClient, redis: Redis) -> None:
