@@ -16,11 +16,12 @@ A fast limit is not asked of Redis for every check: each process takes its token
 a hundredth of a second of the rate divided between the processes (`--workers`), and spends
 them without a round trip, asking for the next lease in the background once half is spent.
 A request far under its limit then costs a dict lookup. Leases are taken only when one is at
-least 2 tokens (a rate of 200/s on one process, 400/s on two) and at most a quarter of the
-burst a process: slower limits are checked in Redis each time, exactly. What a lease costs
-in accuracy: tokens a process has leased and not spent are not available to the others, and
-are spent later than they were taken, so at any moment at most one lease a process (10 ms of
-the rate in all) is let through early or held back.
+least 2 tokens (a rate of 200/s on one process, 400/s on two), and at most a quarter of the
+burst divided between the processes: slower limits are checked in Redis each time, exactly.
+What a lease costs in accuracy: tokens a process has leased and not spent are not available
+to the others, and are spent later than they were taken, so at any moment at most one and a
+half leases a process (15 ms of the rate in all) are let through early or held back; the
+shared bucket is never overdrawn.
 
 When Redis does not answer, the gateway still accepts messages (they go to the spool), so
 limiting must not fail closed: the limiter falls back to buckets in the process, with the
@@ -92,7 +93,7 @@ class _Lease:
 
 class _Waiting:
     """The checks of one caller waiting for the next flush, the tokens each wants, and the
-    lease to take after them (0: none)."""
+    lease to take after them, if any."""
 
     __slots__ = ("counts", "futures", "lease", "limit")
 
