@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,50 +99,46 @@ async def test_two_gateways_share_one_limit(make_client: MakeClient, redis: Redi
     assert await redis.xlen(events_key(0)) == 10
 
 
-async def test_limiter_refills_at_its_rate(redis_server: RedisProcess, redis: Redis) -> None:
+@pytest.fixture
+async def limiter(redis_server: RedisProcess) -> AsyncIterator[RateLimiter]:
+    """One process's limiter on the test server."""
     limiter = RateLimiter(redis_server.url, timeout=2.0, processes=1)
-    try:
-        limit = Limit(rate=20, burst=2)
-        assert [(await limiter.check("k", limit)).allowed for _ in range(3)] == [True, True, False]
-        await asyncio.sleep(0.1)  # 20/s: one token back every 50 ms
-        assert (await limiter.check("k", limit)).allowed
-        assert limiter.fallbacks == 0
-    finally:
-        await limiter.close()
+    yield limiter
+    await limiter.close()
+
+
+async def test_limiter_refills_at_its_rate(limiter: RateLimiter, redis: Redis) -> None:
+    limit = Limit(rate=20, burst=2)
+    assert [(await limiter.check("k", limit)).allowed for _ in range(3)] == [True, True, False]
+    await asyncio.sleep(0.1)  # 20/s: one token back every 50 ms
+    assert (await limiter.check("k", limit)).allowed
+    assert limiter.fallbacks == 0
 
 
 async def test_concurrent_checks_share_round_trips_and_stay_exact(
-    redis_server: RedisProcess, redis: Redis
+    limiter: RateLimiter, redis: Redis
 ) -> None:
-    limiter = RateLimiter(redis_server.url, timeout=2.0, processes=1)
-    try:
-        limit = Limit(rate=0.01, burst=10)
-        decisions = await asyncio.gather(*(limiter.check("k", limit) for _ in range(64)))
-        assert sum(decision.allowed for decision in decisions) == 10
-        assert all(90 <= d.retry_after <= 100 for d in decisions if not d.allowed)
-        # The 64 checks start in one event-loop turn: they share one script call.
-        assert limiter.flushes == 1
-        await redis.script_flush()  # as after a restart: the script is sent again
-        assert not (await limiter.check("k", limit)).allowed
-        assert (await limiter.check("other", limit)).allowed
-        assert limiter.fallbacks == 0
-    finally:
-        await limiter.close()
+    limit = Limit(rate=0.01, burst=10)
+    decisions = await asyncio.gather(*(limiter.check("k", limit) for _ in range(64)))
+    assert sum(decision.allowed for decision in decisions) == 10
+    assert all(90 <= d.retry_after <= 100 for d in decisions if not d.allowed)
+    # The 64 checks start in one event-loop turn: they share one script call.
+    assert limiter.flushes == 1
+    await redis.script_flush()  # as after a restart: the script is sent again
+    assert not (await limiter.check("k", limit)).allowed
+    assert (await limiter.check("other", limit)).allowed
+    assert limiter.fallbacks == 0
 
 
-async def test_a_fast_limit_is_spent_from_leases(redis_server: RedisProcess, redis: Redis) -> None:
+async def test_a_fast_limit_is_spent_from_leases(limiter: RateLimiter, redis: Redis) -> None:
     # 100,000/s on one process: leases of 1,000 tokens (10 ms of the rate), the next asked
     # for once half is spent. 20,000 checks one after the other ask Redis about 40 times,
     # where each would have asked once.
-    limiter = RateLimiter(redis_server.url, timeout=2.0, processes=1)
-    try:
-        limit = Limit(rate=100_000, burst=100_000)
-        allowed = [(await limiter.check("k", limit)).allowed for _ in range(20_000)]
-        assert all(allowed)
-        assert limiter.flushes <= 45, limiter.flushes
-        assert limiter.fallbacks == 0
-    finally:
-        await limiter.close()
+    limit = Limit(rate=100_000, burst=100_000)
+    allowed = [(await limiter.check("k", limit)).allowed for _ in range(20_000)]
+    assert all(allowed)
+    assert limiter.flushes <= 45, limiter.flushes
+    assert limiter.fallbacks == 0
 
 
 async def test_leases_of_two_processes_keep_the_shared_limit(
@@ -169,36 +165,28 @@ async def test_leases_of_two_processes_keep_the_shared_limit(
 
 
 async def test_a_changed_limit_is_not_spent_from_the_old_lease(
-    redis_server: RedisProcess, redis: Redis
+    limiter: RateLimiter, redis: Redis
 ) -> None:
-    limiter = RateLimiter(redis_server.url, timeout=2.0, processes=1)
-    try:
-        assert (await limiter.check("k", Limit(rate=100_000, burst=100_000))).allowed
-        assert limiter.take("k", Limit(rate=100_000, burst=100_000), 1)  # a lease is held
-        # The source's limit is lowered (sources file, admin API): the lease is not used,
-        # and the bucket is capped at the new burst.
-        lowered = Limit(rate=0.01, burst=2)
-        assert not limiter.take("k", lowered, 1)
-        assert [(await limiter.check("k", lowered)).allowed for _ in range(3)] == [
-            True,
-            True,
-            False,
-        ]
-    finally:
-        await limiter.close()
+    assert (await limiter.check("k", Limit(rate=100_000, burst=100_000))).allowed
+    assert limiter.take("k", Limit(rate=100_000, burst=100_000), 1)  # a lease is held
+    # The source's limit is lowered (sources file, admin API): the lease is not used,
+    # and the bucket is capped at the new burst.
+    lowered = Limit(rate=0.01, burst=2)
+    assert not limiter.take("k", lowered, 1)
+    assert [(await limiter.check("k", lowered)).allowed for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
 
 
-async def test_slow_limits_take_no_lease(redis_server: RedisProcess, redis: Redis) -> None:
+async def test_slow_limits_take_no_lease(limiter: RateLimiter, redis: Redis) -> None:
     # 100/s on one process would be a lease of 1 token: every check asks Redis, exactly.
-    limiter = RateLimiter(redis_server.url, timeout=2.0, processes=1)
-    try:
-        limit = Limit(rate=100, burst=100)
-        for _ in range(5):
-            assert (await limiter.check("k", limit)).allowed
-        assert limiter.flushes == 5
-        assert not limiter.take("k", limit, 1)
-    finally:
-        await limiter.close()
+    limit = Limit(rate=100, burst=100)
+    for _ in range(5):
+        assert (await limiter.check("k", limit)).allowed
+    assert limiter.flushes == 5
+    assert not limiter.take("k", limit, 1)
 
 
 @pytest.fixture
