@@ -51,15 +51,38 @@ def bucket(source: str, limit: RateLimit, data: bytes) -> str:
     return f"source:{source}:user:{who}"
 
 
+_SOURCE_BUCKETS: dict[str, tuple[RateLimit, str, Limit]] = {}
+"""Per source: its limit, its bucket's name and the limiter's `Limit` for it, made once per
+limit rather than per request (a changed limit is a new object, and replaces them)."""
+
+
+def _source_bucket(source: str, limit: RateLimit) -> tuple[str, Limit]:
+    """The bucket of a source without per-user limits, and its `Limit`."""
+    made = _SOURCE_BUCKETS.get(source)
+    if made is None or made[0] is not limit:
+        if len(_SOURCE_BUCKETS) >= 10_000:  # sources come from the table: only a bound
+            _SOURCE_BUCKETS.clear()
+        made = _SOURCE_BUCKETS[source] = (limit, f"source:{source}", Limit(limit.rate, limit.size))
+    return made[1], made[2]
+
+
+def _one_source(limits: Mapping[str, RateLimit], entries: Sequence[Entry]) -> RateLimit | None:
+    """The limit of the entries' one source when they have one (most requests) and it is
+    not per user; else None."""
+    first = entries[0].source
+    limit = limits.get(first)
+    if limit is None or limit.per_user:
+        return None
+    if len(entries) > 1 and not all(entry.source == first for entry in entries):
+        return None
+    return limit
+
+
 def _groups(
     limits: Mapping[str, RateLimit], entries: Sequence[Entry]
 ) -> Mapping[str, tuple[RateLimit, Sequence[Entry]]]:
     """The entries by the bucket they draw from, with its limit; entries of sources without
     a limit are in none."""
-    first = entries[0].source
-    limit = limits.get(first)
-    if limit is not None and not limit.per_user and all(e.source == first for e in entries):
-        return {f"source:{first}": (limit, entries)}  # a request of one source: most are
     groups: dict[str, tuple[RateLimit, list[Entry]]] = {}
     for entry in entries:
         limit = limits.get(entry.source)
@@ -75,11 +98,17 @@ async def admit(request: web.Request, entries: Sequence[Entry]) -> Sequence[Entr
     limits = request.app[INGEST].sources.limits
     if not limits or not entries:
         return entries
-    groups = _groups(limits, entries)
+    limit = _one_source(limits, entries)
+    if limit is not None:
+        name, tokens = _source_bucket(entries[0].source, limit)
+        if request.app[LIMITER].take(name, tokens, len(entries)):
+            return entries  # the usual request: spent from this process's lease
+        groups: Mapping[str, tuple[RateLimit, Sequence[Entry]]] = {name: (limit, entries)}
+    else:
+        groups = _groups(limits, entries)
     if not groups:
         return entries
     limiter = request.app[LIMITER]
-    # Most requests are served from this process's lease of tokens, without a round trip.
     asking = [
         (name, tokens, limit, group)
         for name, (limit, group) in groups.items()
