@@ -98,24 +98,21 @@ async def admit(request: web.Request, entries: Sequence[Entry]) -> Sequence[Entr
     limits = request.app[INGEST].sources.limits
     if not limits or not entries:
         return entries
+    limiter = request.app[LIMITER]
     limit = _one_source(limits, entries)
     if limit is not None:
         name, tokens = _source_bucket(entries[0].source, limit)
-        if request.app[LIMITER].take(name, tokens, len(entries)):
+        if limiter.take(name, tokens, len(entries)):
             return entries  # the usual request: spent from this process's lease
-        groups: Mapping[str, tuple[RateLimit, Sequence[Entry]]] = {name: (limit, entries)}
+        asking = [(name, tokens, limit, entries)]
     else:
-        groups = _groups(limits, entries)
-    if not groups:
-        return entries
-    limiter = request.app[LIMITER]
-    asking = [
-        (name, tokens, limit, group)
-        for name, (limit, group) in groups.items()
-        if not limiter.take(name, tokens := Limit(limit.rate, limit.size), len(group))
-    ]
-    if not asking:
-        return entries
+        asking = [
+            (name, tokens, limit, group)
+            for name, (limit, group) in _groups(limits, entries).items()
+            if not limiter.take(name, tokens := Limit(limit.rate, limit.size), len(group))
+        ]
+        if not asking:
+            return entries
     checks = [limiter.check(name, tokens, len(group)) for name, tokens, _, group in asking]
     # One bucket (one source, not per user) is the usual request: no gather's tasks for it.
     decisions: list[Decision] = (
