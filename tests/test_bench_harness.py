@@ -218,11 +218,17 @@ def test_open_pages_are_summed_up_in_one_line() -> None:
     assert pages.summary("Traceback: boom", 10) == "the pages did not run: Traceback: boom"
 
 
-def test_feature_ratios_are_to_the_plain_runs_that_bracket_the_round() -> None:
-    def row(server: str, rate: float, cpu: float) -> Row:
-        return Row(server, "track", 64, "peak", 1, rate=rate, cpu={"server 1": cpu}, round=1)
+def _features_row(server: str, rate: float, cpu: float) -> Row:
+    """A track run of `bench/features.py`: messages/s and the gateway's CPU share."""
+    return Row(server, "track", 64, "peak", 1, rate=rate, cpu={"server 1": cpu}, round=1)
 
-    rows = [row("none", 100.0, 50), row("every policy", 90.0, 54), row("none, again", 80.0, 60)]
+
+def test_feature_ratios_are_to_the_plain_runs_that_bracket_the_round() -> None:
+    rows = [
+        _features_row("none", 100.0, 50),
+        _features_row("every policy", 90.0, 54),
+        _features_row("none, again", 80.0, 60),
+    ]
     judged = features._in_turn(rows)
     # Messages/s: 90 against the mean of 100 and 80; CPU a message: 0.6 against 0.5 and 0.75.
     rate, cpu, rate_median, cpu_median = features._medians(judged, "every policy", "track")
@@ -233,9 +239,6 @@ def test_feature_ratios_are_to_the_plain_runs_that_bracket_the_round() -> None:
 
 
 def test_together_runs_are_judged_against_their_partner() -> None:
-    def row(server: str, rate: float, cpu: float) -> Row:
-        return Row(server, "track", 64, "peak", 1, rate=rate, cpu={"server 1": cpu}, round=1)
-
-    plain, policy = row("none", 100.0, 50), row("every policy", 95.0, 57)
+    plain, policy = _features_row("none", 100.0, 50), _features_row("every policy", 95.0, 57)
     _, _, rate, cpu = features._medians([(policy, [plain])], "every policy", "track")
     assert (rate, round(cpu, 2)) == (0.95, 1.2)
